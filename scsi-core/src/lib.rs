@@ -1,0 +1,24 @@
+//! tgtkit's SCSI target engine.
+//!
+//! This crate turns SCSI commands into answers. It holds:
+//!
+//! * [`cdb`]: typed CDB decoding and encoding for every supported command;
+//! * [`sense`], [`status`], [`lun`]: the wire vocabulary;
+//! * [`table`]: the one command table that drives parsing, dispatch and
+//!   REPORT SUPPORTED OPERATION CODES;
+//! * [`engine`]: the [`Target`](engine::Target), its logical units, I_T
+//!   nexuses, unit attentions and task sets;
+//! * [`spc`] and [`sbc`]: the primary and block command sets of the disk
+//!   device model;
+//! * [`backstore`] and [`buffer`]: the async storage trait under a logical
+//!   unit and the transport-owned data buffers it reads and writes in place.
+//!
+//! It does no OS I/O of its own: it drives [`Backstore`](backstore::Backstore)
+//! futures and is runtime-agnostic.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod backstore;
+pub mod buffer;
+pub mod lun;
+pub mod sense;
+pub mod status;
