@@ -449,7 +449,7 @@ mod tests {
         assert_eq!(b.copy_from_buffer(1, &a, 2, 9), 9);
         assert_eq!(&b.to_vec()[1..10], b"cdefghijk");
         assert_eq!(b.fill(0, 3, b'z'), 3);
-        assert_eq!(&b.to_vec()[..4], b"zzzd");
+        assert_eq!(&b.to_vec()[..4], b"zzze");
     }
 
     #[test]
