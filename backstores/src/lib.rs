@@ -5,3 +5,5 @@
 //! backstore, a raw `file` backstore (regular files and block devices, on a
 //! thread pool it owns or io_uring behind a feature), and `qcow2` images
 //! with backing chains.
+
+pub mod pool;
