@@ -1,0 +1,14 @@
+//! An RFC 7143 iSCSI target transport for the tgtkit SCSI engine.
+//!
+//! * [`pdu`], [`text`], [`digest`]: the sans-I/O wire codec (BHS, AHS,
+//!   data segments, CRC32C digests, key=value text).
+//! * [`login`], [`chap`], [`params`]: the login phase as a sans-I/O state
+//!   machine (security negotiation with CHAP, operational negotiation).
+//!
+//! The library is runtime-agnostic: connections run over any
+//! `futures::io::AsyncRead + AsyncWrite`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod digest;
+pub mod pdu;
+pub mod text;
