@@ -51,7 +51,10 @@ fn check(frames: Vec<pdu::Frame>, digests: Digests, cap: u32) {
         let mut again = PduDecoder::new(cap);
         again.set_digests(digests);
         again.extend(&out);
-        let g = again.decode().expect("re-encoded frame decodes").expect("whole frame");
+        let g = again
+            .decode()
+            .expect("re-encoded frame decodes")
+            .expect("whole frame");
         assert_eq!(Bhs::parse(&g.header).ok(), Some(bhs));
         assert_eq!(g.ahs, f.ahs);
         assert_eq!(g.data, f.data);
@@ -64,7 +67,10 @@ pub fn iscsi_pdu_seeds() -> Vec<(String, Vec<u8>)> {
     use pdu::*;
     let mut seeds = Vec::new();
     let login_text = text::encode(&[
-        ("InitiatorName", "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test"),
+        (
+            "InitiatorName",
+            "iqn.2007-10.com.github:sahlberg:libiscsi:iscsi-test",
+        ),
         ("TargetName", "iqn.2026-11.dev.tgtkit:disk0"),
         ("SessionType", "Normal"),
         ("AuthMethod", "CHAP,None"),
@@ -159,7 +165,12 @@ pub fn iscsi_pdu_seeds() -> Vec<(String, Vec<u8>)> {
         ("data_out", data_out, vec![], vec![0xa5; 256]),
         ("nop_out", nop, vec![], b"ping".to_vec()),
         ("abort_task", tmf, vec![], vec![]),
-        ("send_targets", text_req, vec![], b"SendTargets=All\0".to_vec()),
+        (
+            "send_targets",
+            text_req,
+            vec![],
+            b"SendTargets=All\0".to_vec(),
+        ),
         ("logout", logout, vec![], vec![]),
         ("extended_cdb", long_cdb, ext_ahs, vec![]),
     ];

@@ -9,6 +9,10 @@
 //! `futures::io::AsyncRead + AsyncWrite`.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod chap;
+pub mod config;
 pub mod digest;
+pub mod login;
+pub mod params;
 pub mod pdu;
 pub mod text;

@@ -204,7 +204,8 @@ impl RawBhs {
             .ok()
             .filter(|&d| d <= MAX_DATA_SEGMENT_FIELD)
             .ok_or(EncodeError::DataLength(data_len))?;
-        self.total_ahs_len = u8::try_from(ahs_len / 4).map_err(|_| EncodeError::AhsLength(ahs_len))?;
+        self.total_ahs_len =
+            u8::try_from(ahs_len / 4).map_err(|_| EncodeError::AhsLength(ahs_len))?;
         let [_, a, b, c] = dl.to_be_bytes();
         self.data_len = [a, b, c];
         Ok(())
@@ -820,7 +821,9 @@ impl Bhs {
             Opcode::LOGIN_REQUEST => {
                 // RFC 7143 §11.12: a Login Request always has the I bit set.
                 if !imm {
-                    return Err(PduError::InvalidField("login request without immediate bit"));
+                    return Err(PduError::InvalidField(
+                        "login request without immediate bit",
+                    ));
                 }
                 let csg = Stage::from_bits((r.flags >> 2) & 3)
                     .ok_or(PduError::InvalidField("reserved login stage"))?;
@@ -1034,10 +1037,8 @@ impl Bhs {
             }
             Bhs::ScsiCommand(p) => {
                 imm(&mut r, p.immediate);
-                r.flags = flag(p.final_, 0x80)
-                    | flag(p.read, 0x40)
-                    | flag(p.write, 0x20)
-                    | (p.attr & 7);
+                r.flags =
+                    flag(p.final_, 0x80) | flag(p.read, 0x40) | flag(p.write, 0x20) | (p.attr & 7);
                 r.lun = p.lun.to_be_bytes();
                 r.itt.set(p.itt);
                 r.w20.set(p.edtl);
@@ -1058,10 +1059,8 @@ impl Bhs {
             }
             Bhs::LoginRequest(p) => {
                 imm(&mut r, true);
-                r.flags = flag(p.transit, 0x80)
-                    | flag(p.cont, 0x40)
-                    | (p.csg.bits() << 2)
-                    | p.nsg.bits();
+                r.flags =
+                    flag(p.transit, 0x80) | flag(p.cont, 0x40) | (p.csg.bits() << 2) | p.nsg.bits();
                 r.b2 = p.version_max;
                 r.b3 = p.version_min;
                 r.lun[..6].copy_from_slice(&p.isid);
@@ -1131,10 +1130,8 @@ impl Bhs {
                 put_seq(&mut r, &p.seq);
             }
             Bhs::LoginResponse(p) => {
-                r.flags = flag(p.transit, 0x80)
-                    | flag(p.cont, 0x40)
-                    | (p.csg.bits() << 2)
-                    | p.nsg.bits();
+                r.flags =
+                    flag(p.transit, 0x80) | flag(p.cont, 0x40) | (p.csg.bits() << 2) | p.nsg.bits();
                 r.b2 = p.version_max;
                 r.b3 = p.version_active;
                 r.lun[..6].copy_from_slice(&p.isid);
@@ -1190,8 +1187,7 @@ impl Bhs {
                 put_seq(&mut r, &p.seq);
                 let [a, b] = p.param1.to_be_bytes();
                 r.w36.set(u32::from_be_bytes([p.event, p.vcode, a, b]));
-                r.w40
-                    .set((u32::from(p.param2) << 16) | u32::from(p.param3));
+                r.w40.set((u32::from(p.param2) << 16) | u32::from(p.param3));
             }
             Bhs::Reject(p) => {
                 r.flags = 0x80;
@@ -1250,7 +1246,11 @@ impl Bhs {
 ///
 /// [`PduError::InvalidAhs`] for a malformed AHS list or an extended CDB
 /// longer than 260 bytes.
-pub fn scsi_command_cdb(cmd: &ScsiCommand, ahs: &[u8], out: &mut [u8; 260]) -> Result<usize, PduError> {
+pub fn scsi_command_cdb(
+    cmd: &ScsiCommand,
+    ahs: &[u8],
+    out: &mut [u8; 260],
+) -> Result<usize, PduError> {
     out[..16].copy_from_slice(&cmd.cdb);
     let mut len = 16;
     for a in ahs_iter(ahs) {
@@ -1355,7 +1355,10 @@ impl PduError {
     /// Whether the connection must be dropped: the stream framing is lost.
     #[must_use]
     pub fn is_fatal(&self) -> bool {
-        matches!(self, PduError::HeaderDigest { .. } | PduError::DataSegmentTooLong { .. })
+        matches!(
+            self,
+            PduError::HeaderDigest { .. } | PduError::DataSegmentTooLong { .. }
+        )
     }
 }
 
@@ -1446,8 +1449,8 @@ impl PduDecoder {
 
     /// Most bytes one PDU can take on the wire under the current settings.
     fn max_pdu(&self) -> usize {
-        let digest = if self.digests.header { 4 } else { 0 }
-            + if self.digests.data { 4 } else { 0 };
+        let digest =
+            if self.digests.header { 4 } else { 0 } + if self.digests.data { 4 } else { 0 };
         BHS_LEN + MAX_AHS_LEN + padded(self.max_data_segment as usize) + digest
     }
 
@@ -1523,7 +1526,11 @@ impl PduDecoder {
             });
         }
         let data_len = data_len as usize;
-        let dd = if self.digests.data && data_len > 0 { 4 } else { 0 };
+        let dd = if self.digests.data && data_len > 0 {
+            4
+        } else {
+            0
+        };
         let total = have_header + padded(data_len) + dd;
         if avail.len() < total {
             return Ok(None);
@@ -1653,17 +1660,37 @@ mod tests {
         d.extend(h.bytes());
         assert!(matches!(
             d.decode(),
-            Err(PduError::DataSegmentTooLong { len: 8193, max: 8192 })
+            Err(PduError::DataSegmentTooLong {
+                len: 8193,
+                max: 8192
+            })
         ));
     }
 
     #[test]
     fn accepts_partial_input_as_need_more() {
         let mut out = Vec::new();
-        let h = Bhs::NopOut(NopOut { itt: 5, ..NopOut::default() }).emit();
-        encode_pdu(&h, &[], b"ping", Digests { header: true, data: true }, &mut out).unwrap();
+        let h = Bhs::NopOut(NopOut {
+            itt: 5,
+            ..NopOut::default()
+        })
+        .emit();
+        encode_pdu(
+            &h,
+            &[],
+            b"ping",
+            Digests {
+                header: true,
+                data: true,
+            },
+            &mut out,
+        )
+        .unwrap();
         let mut d = PduDecoder::new(8192);
-        d.set_digests(Digests { header: true, data: true });
+        d.set_digests(Digests {
+            header: true,
+            data: true,
+        });
         for (i, b) in out.iter().enumerate() {
             assert_eq!(d.decode().unwrap(), None, "byte {i}");
             d.extend(&[*b]);
@@ -1677,10 +1704,23 @@ mod tests {
     fn rejects_bad_header_digest() {
         let mut out = Vec::new();
         let h = Bhs::NopOut(NopOut::default()).emit();
-        encode_pdu(&h, &[], &[], Digests { header: true, data: false }, &mut out).unwrap();
+        encode_pdu(
+            &h,
+            &[],
+            &[],
+            Digests {
+                header: true,
+                data: false,
+            },
+            &mut out,
+        )
+        .unwrap();
         out[48] ^= 1;
         let mut d = PduDecoder::new(8192);
-        d.set_digests(Digests { header: true, data: false });
+        d.set_digests(Digests {
+            header: true,
+            data: false,
+        });
         d.extend(&out);
         let e = d.decode().unwrap_err();
         assert!(e.is_fatal());
@@ -1689,7 +1729,10 @@ mod tests {
     #[test]
     fn rejects_bad_data_digest_and_continues() {
         // RFC 7143 §7.8.2: a data digest error discards the PDU only.
-        let dg = Digests { header: false, data: true };
+        let dg = Digests {
+            header: false,
+            data: true,
+        };
         let mut out = Vec::new();
         let h = Bhs::NopOut(NopOut::default()).emit();
         encode_pdu(&h, &[], b"abcde", dg, &mut out).unwrap();
@@ -1744,95 +1787,260 @@ mod tests {
 
     fn arb_bhs() -> impl Strategy<Value = Bhs> {
         prop_oneof![
-            (any::<bool>(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>())
-                .prop_map(|(immediate, lun, itt, ttt, cmd_sn, exp_stat_sn)| Bhs::NopOut(NopOut {
-                    immediate, lun, itt, ttt, cmd_sn, exp_stat_sn
-                })),
-            (any::<[bool; 4]>(), 0u8..8, any::<u64>(), any::<[u32; 4]>(), any::<[u8; 16]>())
+            (
+                any::<bool>(),
+                any::<u64>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>()
+            )
+                .prop_map(|(immediate, lun, itt, ttt, cmd_sn, exp_stat_sn)| {
+                    Bhs::NopOut(NopOut {
+                        immediate,
+                        lun,
+                        itt,
+                        ttt,
+                        cmd_sn,
+                        exp_stat_sn,
+                    })
+                }),
+            (
+                any::<[bool; 4]>(),
+                0u8..8,
+                any::<u64>(),
+                any::<[u32; 4]>(),
+                any::<[u8; 16]>()
+            )
                 .prop_map(|(b, attr, lun, w, cdb)| Bhs::ScsiCommand(ScsiCommand {
-                    immediate: b[0], final_: b[1], read: b[2], write: b[3], attr, lun,
-                    itt: w[0], edtl: w[1], cmd_sn: w[2], exp_stat_sn: w[3], cdb
+                    immediate: b[0],
+                    final_: b[1],
+                    read: b[2],
+                    write: b[3],
+                    attr,
+                    lun,
+                    itt: w[0],
+                    edtl: w[1],
+                    cmd_sn: w[2],
+                    exp_stat_sn: w[3],
+                    cdb
                 })),
-            (any::<bool>(), 0u8..0x80, any::<u64>(), any::<[u32; 6]>())
-                .prop_map(|(immediate, f, lun, w)| Bhs::TaskMgmtRequest(TaskMgmtRequest {
-                    immediate, function: TmfCode(f), lun, itt: w[0], rtt: w[1], cmd_sn: w[2],
-                    exp_stat_sn: w[3], ref_cmd_sn: w[4], exp_data_sn: w[5]
-                })),
-            (any::<[bool; 2]>(), arb_stage(), arb_stage(), any::<[u8; 2]>(), any::<[u8; 6]>(),
-             any::<u16>(), any::<u16>(), any::<[u32; 3]>())
-                .prop_map(|(b, csg, nsg, v, isid, tsih, cid, w)| Bhs::LoginRequest(LoginRequest {
-                    transit: b[0], cont: b[1], csg, nsg, version_max: v[0], version_min: v[1],
-                    isid, tsih, itt: w[0], cid, cmd_sn: w[1], exp_stat_sn: w[2]
-                })),
-            (any::<[bool; 3]>(), any::<u64>(), any::<[u32; 4]>())
-                .prop_map(|(b, lun, w)| Bhs::TextRequest(TextRequest {
-                    immediate: b[0], final_: b[1], cont: b[2], lun, itt: w[0], ttt: w[1],
-                    cmd_sn: w[2], exp_stat_sn: w[3]
-                })),
-            (any::<bool>(), any::<u64>(), any::<[u32; 5]>())
-                .prop_map(|(final_, lun, w)| Bhs::DataOut(DataOut {
-                    final_, lun, itt: w[0], ttt: w[1], exp_stat_sn: w[2], data_sn: w[3],
-                    buffer_offset: w[4]
-                })),
-            (any::<bool>(), 0u8..0x80, any::<u16>(), any::<[u32; 3]>())
-                .prop_map(|(immediate, reason, cid, w)| Bhs::LogoutRequest(LogoutRequest {
-                    immediate, reason: LogoutReason(reason), itt: w[0], cid, cmd_sn: w[1],
+            (any::<bool>(), 0u8..0x80, any::<u64>(), any::<[u32; 6]>()).prop_map(
+                |(immediate, f, lun, w)| Bhs::TaskMgmtRequest(TaskMgmtRequest {
+                    immediate,
+                    function: TmfCode(f),
+                    lun,
+                    itt: w[0],
+                    rtt: w[1],
+                    cmd_sn: w[2],
+                    exp_stat_sn: w[3],
+                    ref_cmd_sn: w[4],
+                    exp_data_sn: w[5]
+                })
+            ),
+            (
+                any::<[bool; 2]>(),
+                arb_stage(),
+                arb_stage(),
+                any::<[u8; 2]>(),
+                any::<[u8; 6]>(),
+                any::<u16>(),
+                any::<u16>(),
+                any::<[u32; 3]>()
+            )
+                .prop_map(|(b, csg, nsg, v, isid, tsih, cid, w)| Bhs::LoginRequest(
+                    LoginRequest {
+                        transit: b[0],
+                        cont: b[1],
+                        csg,
+                        nsg,
+                        version_max: v[0],
+                        version_min: v[1],
+                        isid,
+                        tsih,
+                        itt: w[0],
+                        cid,
+                        cmd_sn: w[1],
+                        exp_stat_sn: w[2]
+                    }
+                )),
+            (any::<[bool; 3]>(), any::<u64>(), any::<[u32; 4]>()).prop_map(|(b, lun, w)| {
+                Bhs::TextRequest(TextRequest {
+                    immediate: b[0],
+                    final_: b[1],
+                    cont: b[2],
+                    lun,
+                    itt: w[0],
+                    ttt: w[1],
+                    cmd_sn: w[2],
+                    exp_stat_sn: w[3],
+                })
+            }),
+            (any::<bool>(), any::<u64>(), any::<[u32; 5]>()).prop_map(|(final_, lun, w)| {
+                Bhs::DataOut(DataOut {
+                    final_,
+                    lun,
+                    itt: w[0],
+                    ttt: w[1],
+                    exp_stat_sn: w[2],
+                    data_sn: w[3],
+                    buffer_offset: w[4],
+                })
+            }),
+            (any::<bool>(), 0u8..0x80, any::<u16>(), any::<[u32; 3]>()).prop_map(
+                |(immediate, reason, cid, w)| Bhs::LogoutRequest(LogoutRequest {
+                    immediate,
+                    reason: LogoutReason(reason),
+                    itt: w[0],
+                    cid,
+                    cmd_sn: w[1],
                     exp_stat_sn: w[2]
-                })),
-            (0u8..16, any::<u64>(), any::<[u32; 5]>())
-                .prop_map(|(kind, lun, w)| Bhs::Snack(Snack {
-                    kind, lun, itt: w[0], ttt: w[1], exp_stat_sn: w[2], beg_run: w[3],
+                })
+            ),
+            (0u8..16, any::<u64>(), any::<[u32; 5]>()).prop_map(|(kind, lun, w)| Bhs::Snack(
+                Snack {
+                    kind,
+                    lun,
+                    itt: w[0],
+                    ttt: w[1],
+                    exp_stat_sn: w[2],
+                    beg_run: w[3],
                     run_length: w[4]
-                })),
-            (any::<u64>(), any::<[u32; 2]>(), arb_seq())
-                .prop_map(|(lun, w, seq)| Bhs::NopIn(NopIn { lun, itt: w[0], ttt: w[1], seq })),
-            (0u8..3, any::<[u8; 2]>(), any::<[u32; 5]>(), arb_seq())
-                .prop_map(|(k, b, w, seq)| Bhs::ScsiResponse(ScsiResponse {
-                    residual_kind: [ResidualKind::None, ResidualKind::Underflow,
-                        ResidualKind::Overflow][usize::from(k)],
-                    response: b[0], status: b[1], itt: w[0], snack_tag: w[1], seq,
-                    exp_data_sn: w[2], bidi_residual: w[3], residual: w[4]
-                })),
-            (any::<u8>(), any::<u32>(), arb_seq())
-                .prop_map(|(r, itt, seq)| Bhs::TaskMgmtResponse(TaskMgmtResponse {
-                    response: TmfResponseCode(r), itt, seq
-                })),
-            (any::<[bool; 2]>(), arb_stage(), arb_stage(), any::<[u8; 4]>(), any::<[u8; 6]>(),
-             any::<u16>(), any::<u32>(), arb_seq())
-                .prop_map(|(b, csg, nsg, v, isid, tsih, itt, seq)| Bhs::LoginResponse(LoginResponse {
-                    transit: b[0], cont: b[1], csg, nsg, version_max: v[0], version_active: v[1],
-                    isid, tsih, itt, seq, status_class: v[2], status_detail: v[3]
-                })),
-            (any::<[bool; 2]>(), any::<u64>(), any::<[u32; 2]>(), arb_seq())
+                }
+            )),
+            (any::<u64>(), any::<[u32; 2]>(), arb_seq()).prop_map(|(lun, w, seq)| Bhs::NopIn(
+                NopIn {
+                    lun,
+                    itt: w[0],
+                    ttt: w[1],
+                    seq
+                }
+            )),
+            (0u8..3, any::<[u8; 2]>(), any::<[u32; 5]>(), arb_seq()).prop_map(|(k, b, w, seq)| {
+                Bhs::ScsiResponse(ScsiResponse {
+                    residual_kind: [
+                        ResidualKind::None,
+                        ResidualKind::Underflow,
+                        ResidualKind::Overflow,
+                    ][usize::from(k)],
+                    response: b[0],
+                    status: b[1],
+                    itt: w[0],
+                    snack_tag: w[1],
+                    seq,
+                    exp_data_sn: w[2],
+                    bidi_residual: w[3],
+                    residual: w[4],
+                })
+            }),
+            (any::<u8>(), any::<u32>(), arb_seq()).prop_map(|(r, itt, seq)| Bhs::TaskMgmtResponse(
+                TaskMgmtResponse {
+                    response: TmfResponseCode(r),
+                    itt,
+                    seq
+                }
+            )),
+            (
+                any::<[bool; 2]>(),
+                arb_stage(),
+                arb_stage(),
+                any::<[u8; 4]>(),
+                any::<[u8; 6]>(),
+                any::<u16>(),
+                any::<u32>(),
+                arb_seq()
+            )
+                .prop_map(|(b, csg, nsg, v, isid, tsih, itt, seq)| Bhs::LoginResponse(
+                    LoginResponse {
+                        transit: b[0],
+                        cont: b[1],
+                        csg,
+                        nsg,
+                        version_max: v[0],
+                        version_active: v[1],
+                        isid,
+                        tsih,
+                        itt,
+                        seq,
+                        status_class: v[2],
+                        status_detail: v[3]
+                    }
+                )),
+            (
+                any::<[bool; 2]>(),
+                any::<u64>(),
+                any::<[u32; 2]>(),
+                arb_seq()
+            )
                 .prop_map(|(b, lun, w, seq)| Bhs::TextResponse(TextResponse {
-                    final_: b[0], cont: b[1], lun, itt: w[0], ttt: w[1], seq
+                    final_: b[0],
+                    cont: b[1],
+                    lun,
+                    itt: w[0],
+                    ttt: w[1],
+                    seq
                 })),
-            (any::<[bool; 2]>(), 0u8..3, proptest::option::of(any::<u8>()), any::<u64>(),
-             any::<[u32; 5]>(), arb_seq())
+            (
+                any::<[bool; 2]>(),
+                0u8..3,
+                proptest::option::of(any::<u8>()),
+                any::<u64>(),
+                any::<[u32; 5]>(),
+                arb_seq()
+            )
                 .prop_map(|(b, k, status, lun, w, seq)| Bhs::DataIn(DataIn {
-                    final_: b[0], ack: b[1],
-                    residual_kind: [ResidualKind::None, ResidualKind::Underflow,
-                        ResidualKind::Overflow][usize::from(k)],
-                    status, lun, itt: w[0], ttt: w[1], seq, data_sn: w[2], buffer_offset: w[3],
+                    final_: b[0],
+                    ack: b[1],
+                    residual_kind: [
+                        ResidualKind::None,
+                        ResidualKind::Underflow,
+                        ResidualKind::Overflow
+                    ][usize::from(k)],
+                    status,
+                    lun,
+                    itt: w[0],
+                    ttt: w[1],
+                    seq,
+                    data_sn: w[2],
+                    buffer_offset: w[3],
                     residual: w[4]
                 })),
-            (any::<u8>(), any::<u32>(), arb_seq(), any::<[u16; 2]>())
-                .prop_map(|(response, itt, seq, t)| Bhs::LogoutResponse(LogoutResponse {
-                    response, itt, seq, time2wait: t[0], time2retain: t[1]
-                })),
-            (any::<u64>(), any::<[u32; 5]>(), arb_seq())
-                .prop_map(|(lun, w, seq)| Bhs::R2t(R2t {
-                    lun, itt: w[0], ttt: w[1], seq, r2t_sn: w[2], buffer_offset: w[3],
-                    desired_len: w[4]
-                })),
-            (any::<u64>(), arb_seq(), any::<[u8; 2]>(), any::<[u16; 3]>())
-                .prop_map(|(lun, seq, e, p)| Bhs::AsyncMessage(AsyncMessage {
-                    lun, seq, event: e[0], vcode: e[1], param1: p[0], param2: p[1], param3: p[2]
-                })),
-            (any::<u8>(), arb_seq(), any::<u32>())
-                .prop_map(|(r, seq, data_sn)| Bhs::Reject(Reject {
-                    reason: RejectReason(r), seq, data_sn
-                })),
+            (any::<u8>(), any::<u32>(), arb_seq(), any::<[u16; 2]>()).prop_map(
+                |(response, itt, seq, t)| Bhs::LogoutResponse(LogoutResponse {
+                    response,
+                    itt,
+                    seq,
+                    time2wait: t[0],
+                    time2retain: t[1]
+                })
+            ),
+            (any::<u64>(), any::<[u32; 5]>(), arb_seq()).prop_map(|(lun, w, seq)| Bhs::R2t(R2t {
+                lun,
+                itt: w[0],
+                ttt: w[1],
+                seq,
+                r2t_sn: w[2],
+                buffer_offset: w[3],
+                desired_len: w[4]
+            })),
+            (any::<u64>(), arb_seq(), any::<[u8; 2]>(), any::<[u16; 3]>()).prop_map(
+                |(lun, seq, e, p)| Bhs::AsyncMessage(AsyncMessage {
+                    lun,
+                    seq,
+                    event: e[0],
+                    vcode: e[1],
+                    param1: p[0],
+                    param2: p[1],
+                    param3: p[2]
+                })
+            ),
+            (any::<u8>(), arb_seq(), any::<u32>()).prop_map(|(r, seq, data_sn)| Bhs::Reject(
+                Reject {
+                    reason: RejectReason(r),
+                    seq,
+                    data_sn
+                }
+            )),
         ]
     }
 

@@ -167,7 +167,10 @@ mod tests {
     #[test]
     fn rejects_duplicate_keys() {
         // RFC 7143 §6.2: a key repeated in one negotiation is a protocol error.
-        assert!(matches!(parse(b"A=1\0A=2\0"), Err(TextError::DuplicateKey(_))));
+        assert!(matches!(
+            parse(b"A=1\0A=2\0"),
+            Err(TextError::DuplicateKey(_))
+        ));
     }
 
     #[test]
