@@ -11,10 +11,13 @@
 //! [`DataBuffer`](tgtkit_scsi_core::buffer::DataBuffer): no per-command copy.
 
 pub mod error;
-
+pub mod file;
 pub mod pool;
 pub mod ram;
+mod sys;
+#[cfg(feature = "io-uring")]
+mod uring;
 
 pub use error::ConfigError;
-
+pub use file::{FileBackstore, FileOptions, IoEngine};
 pub use ram::{RamBackstore, RamOptions};
