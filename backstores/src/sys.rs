@@ -50,8 +50,7 @@ fn to_off(offset: u64) -> io::Result<libc::off_t> {
     libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
-/// Whether a short read that leaves `done` unaligned must be the end of
-/// file (direct I/O transfers whole blocks except at EOF).
+/// Whether the call should simply be repeated.
 fn retry(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::Interrupted
 }
