@@ -249,7 +249,8 @@ impl FileOptions {
             return Err(ConfigError::LogicalBlockSize(logical));
         }
         let mem_align = if self.direct {
-            direct_alignment(&file, logical).map_err(io_err("probing direct I/O alignment of", &path))?
+            direct_alignment(&file, logical)
+                .map_err(io_err("probing direct I/O alignment of", &path))?
         } else {
             1
         };
@@ -279,7 +280,11 @@ impl FileOptions {
         });
         let pool = BlockingPool::new("tgtkit-file", self.threads);
         let engine = Engine::start(self.engine, &inner);
-        Ok(FileBackstore { inner, pool, engine })
+        Ok(FileBackstore {
+            inner,
+            pool,
+            engine,
+        })
     }
 }
 
@@ -322,7 +327,12 @@ fn raw_size(file: &File, kind: Kind) -> io::Result<u64> {
 /// file (KEEP_SIZE), which changes no data.
 fn probe_punch_hole(file: &File, size: u64) -> bool {
     let at = size.div_ceil(65536) * 65536;
-    match rustix::fs::fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, at, 65536) {
+    match rustix::fs::fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        at,
+        65536,
+    ) {
         Ok(()) => true,
         Err(err) => {
             tracing::debug!(%err, "file backstore: PUNCH_HOLE unsupported, no discard");
@@ -377,7 +387,12 @@ impl Inner {
 
     /// Write on the calling thread; `durable` makes it durable before
     /// returning (RWF_DSYNC, or fdatasync where the flag is refused).
-    pub(crate) fn write_blocking(&self, offset: u64, buf: &DataBuffer, durable: bool) -> io::Result<()> {
+    pub(crate) fn write_blocking(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        durable: bool,
+    ) -> io::Result<()> {
         if durable && self.dsync_flag.load(Ordering::Relaxed) {
             match sys::pwritev_all(self.file.as_fd(), buf, offset, true) {
                 Err(err) if sys::unsupported(&err) || err.raw_os_error() == Some(libc::EINVAL) => {
@@ -424,7 +439,11 @@ impl Inner {
 
     fn discard_blocking(&self, offset: u64, len: u64) -> io::Result<()> {
         match self.kind {
-            Kind::Regular => self.fallocate(FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len),
+            Kind::Regular => self.fallocate(
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            ),
             Kind::Block => sys::blk_discard(self.file.as_fd(), offset, len),
         }
     }
@@ -439,7 +458,11 @@ impl Inner {
             }
         }
         if self.zero_range.load(Ordering::Relaxed) {
-            match self.fallocate(FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE, offset, len) {
+            match self.fallocate(
+                FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            ) {
                 Ok(()) => return Ok(()),
                 Err(err) if sys::unsupported(&err) => {
                     tracing::debug!(%err, "file backstore: ZERO_RANGE unsupported");
@@ -587,11 +610,12 @@ impl FileBackstore {
     ///
     /// [`ConfigError::Io`] if the size cannot be read.
     pub fn refresh_size(&self) -> Result<u64, ConfigError> {
-        let raw = raw_size(&self.inner.file, self.inner.kind).map_err(|source| ConfigError::Io {
-            what: "sizing",
-            path: self.inner.path.clone(),
-            source,
-        })?;
+        let raw =
+            raw_size(&self.inner.file, self.inner.kind).map_err(|source| ConfigError::Io {
+                what: "sizing",
+                path: self.inner.path.clone(),
+                source,
+            })?;
         let size = raw - raw % u64::from(self.inner.logical);
         self.inner.size.store(size, Ordering::Release);
         Ok(size)
@@ -619,11 +643,14 @@ impl FileBackstore {
                 block: self.inner.logical,
             });
         }
-        self.inner.file.set_len(size).map_err(|source| ConfigError::Io {
-            what: "resizing",
-            path: self.inner.path.clone(),
-            source,
-        })?;
+        self.inner
+            .file
+            .set_len(size)
+            .map_err(|source| ConfigError::Io {
+                what: "resizing",
+                path: self.inner.path.clone(),
+                source,
+            })?;
         self.inner.size.store(size, Ordering::Release);
         Ok(())
     }
@@ -650,7 +677,10 @@ impl FileBackstore {
     /// Read into `buf`, which is suitably aligned.
     async fn read_direct(&self, offset: u64, buf: DataBuffer) -> io::Result<()> {
         match &self.engine {
-            Engine::Pool => self.blocking(move |inner| inner.read_blocking(offset, &buf)).await,
+            Engine::Pool => {
+                self.blocking(move |inner| inner.read_blocking(offset, &buf))
+                    .await
+            }
             #[cfg(feature = "io-uring")]
             Engine::Uring(ring) => ring.read(offset, buf).await,
         }
@@ -693,7 +723,9 @@ impl Backstore for FileBackstore {
         if !inner.read_only {
             match inner.kind {
                 Kind::Regular if inner.punch_hole => {
-                    caps |= Capabilities::DISCARD | Capabilities::DISCARD_ZEROES | Capabilities::WRITE_ZEROES;
+                    caps |= Capabilities::DISCARD
+                        | Capabilities::DISCARD_ZEROES
+                        | Capabilities::WRITE_ZEROES;
                 }
                 Kind::Regular => {}
                 // What a discarded range of a device reads back is the
@@ -708,13 +740,19 @@ impl Backstore for FileBackstore {
     }
 
     async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
-        check_range(offset, buf.len() as u64, self.inner.size.load(Ordering::Acquire))?;
+        check_range(
+            offset,
+            buf.len() as u64,
+            self.inner.size.load(Ordering::Acquire),
+        )?;
         if buf.is_empty() {
             return Ok(());
         }
         if self.needs_bounce(&buf) {
             let bounce = sys::aligned_buffer(buf.len(), self.inner.mem_align);
-            self.read_direct(offset, bounce.clone()).await.map_err(IoError::Read)?;
+            self.read_direct(offset, bounce.clone())
+                .await
+                .map_err(IoError::Read)?;
             buf.copy_from_buffer(0, &bounce, 0, bounce.len());
             return Ok(());
         }
@@ -723,7 +761,8 @@ impl Backstore for FileBackstore {
 
     async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
         self.check_write(offset, buf.len() as u64)?;
-        let durable = flags.contains(WriteFlags::FUA) || !self.inner.write_cache.load(Ordering::Relaxed);
+        let durable =
+            flags.contains(WriteFlags::FUA) || !self.inner.write_cache.load(Ordering::Relaxed);
         if buf.is_empty() {
             return if durable { self.flush().await } else { Ok(()) };
         }
@@ -734,7 +773,9 @@ impl Backstore for FileBackstore {
         } else {
             buf
         };
-        self.write_direct(offset, buf, durable).await.map_err(IoError::from_write)
+        self.write_direct(offset, buf, durable)
+            .await
+            .map_err(IoError::from_write)
     }
 
     async fn flush(&self) -> IoResult<()> {

@@ -150,7 +150,12 @@ pub(crate) fn block_device_size(fd: BorrowedFd<'_>) -> io::Result<u64> {
     Ok(size)
 }
 
-fn range_ioctl(fd: BorrowedFd<'_>, request: libc::c_ulong, offset: u64, len: u64) -> io::Result<()> {
+fn range_ioctl(
+    fd: BorrowedFd<'_>,
+    request: libc::c_ulong,
+    offset: u64,
+    len: u64,
+) -> io::Result<()> {
     let range: [u64; 2] = [offset, len];
     // SAFETY: BLKDISCARD and BLKZEROOUT read two u64s through the pointer,
     // which points at a live local array.
@@ -209,7 +214,6 @@ pub(crate) fn aligned_buffer(len: usize, align: usize) -> DataBuffer {
 
 /// Whether every segment of `buf` starts and ends on `align`.
 pub(crate) fn is_aligned(buf: &DataBuffer, align: usize) -> bool {
-    buf.segments().all(|seg| {
-        (seg.ptr_guard().as_ptr() as usize) % align == 0 && seg.len() % align == 0
-    })
+    buf.segments()
+        .all(|seg| (seg.ptr_guard().as_ptr() as usize) % align == 0 && seg.len() % align == 0)
 }

@@ -468,7 +468,14 @@ fn accepts_io_uring_results_identical_to_the_pool() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let config = proptest::test_runner::Config {
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    };
+    let rng = proptest::test_runner::TestRng::deterministic_rng(
+        proptest::test_runner::RngAlgorithm::ChaCha,
+    );
+    let mut runner = proptest::test_runner::TestRunner::new_with_rng(config, rng);
     let strategy = proptest::collection::vec(op_strategy(256), 50..100);
     for round in 0..8 {
         let ops = strategy.new_tree(&mut runner).unwrap().current();
