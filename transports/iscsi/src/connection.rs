@@ -18,7 +18,7 @@
 //! `TargetLimits::max_command_data`; the reader stops reading while the
 //! bytes held by commands exceed a budget; the writer channel is bounded.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,6 +128,7 @@ struct R2tState {
     offset: u32,
     len: u32,
     received: u32,
+    next_data_sn: u32,
 }
 
 /// A write command still collecting its data.
@@ -139,6 +140,7 @@ struct WriteTask {
     /// Unsolicited Data-Out still expected (F was clear in the command).
     unsolicited_open: bool,
     unsolicited_limit: u32,
+    unsolicited_data_sn: u32,
     next_r2t_offset: u32,
     r2t_sn: u32,
     r2ts: Vec<R2tState>,
@@ -160,6 +162,8 @@ struct Conn {
     tx: mpsc::Sender<Out>,
     running: FuturesUnordered<BoxFuture<'static, Done>>,
     writes: HashMap<u32, WriteTask>,
+    /// Writes failed while their Data-Out was still arriving.
+    failed_writes: VecDeque<u32>,
     held_bytes: usize,
     next_ttt: u32,
     logout: Option<LogoutRequest>,
@@ -212,6 +216,7 @@ where
         tx,
         running: FuturesUnordered::new(),
         writes: HashMap::new(),
+        failed_writes: VecDeque::new(),
         held_bytes: 0,
         next_ttt: 1,
         logout: None,
@@ -429,10 +434,13 @@ impl Conn {
             // §7.8.2: a data digest error on a PDU is answered with Reject
             // and the PDU discarded; a lost Data-Out fails its command at ERL 0.
             PduError::DataDigest { header, .. } => {
+                // The Reject goes first so the initiator can still match it.
+                self.reject(RejectReason::DATA_DIGEST_ERROR, header).await?;
                 if let Ok(Bhs::DataOut(d)) = Bhs::parse(&header) {
-                    self.fail_write(d.itt).await?;
+                    // PROTOCOL SERVICE CRC ERROR (SPC-4 D.2: 47h/05h).
+                    self.fail_write(d.itt, Asc::from_bytes(0x47, 0x05)).await?;
                 }
-                self.reject(RejectReason::DATA_DIGEST_ERROR, header).await
+                Ok(())
             }
             other => Err(ConnectionError::Protocol(other.to_string())),
         }
@@ -774,6 +782,7 @@ impl Conn {
                 received,
                 unsolicited_open: !c.final_ && !self.params.initial_r2t,
                 unsolicited_limit,
+                unsolicited_data_sn: 0,
                 next_r2t_offset: received,
                 r2t_sn: 0,
                 r2ts: Vec::new(),
@@ -862,6 +871,7 @@ impl Conn {
                 offset: w.next_r2t_offset,
                 len,
                 received: 0,
+                next_data_sn: 0,
             });
             w.r2t_sn += 1;
             w.next_r2t_offset += len;
@@ -870,14 +880,19 @@ impl Conn {
         Ok(())
     }
 
-    /// A write whose data was lost (digest error): CHECK CONDITION at ERL 0.
-    async fn fail_write(&mut self, itt: u32) -> Res {
+    /// A write whose data was lost (digest or sequence error): CHECK
+    /// CONDITION, ABORTED COMMAND at ERL 0.
+    async fn fail_write(&mut self, itt: u32, asc: Asc) -> Res {
         let Some(w) = self.writes.remove(&itt) else {
             return Ok(());
         };
+        if self.failed_writes.len() >= 64 {
+            self.failed_writes.pop_front();
+        }
+        self.failed_writes.push_back(itt);
         self.held_bytes = self.held_bytes.saturating_sub(w.edtl as usize);
         self.uncount(w.counted);
-        let sense = Sense::new(SenseKey::ABORTED_COMMAND, Asc::from_bytes(0x47, 0x05));
+        let sense = Sense::new(SenseKey::ABORTED_COMMAND, asc);
         let done = ScsiDone {
             itt,
             lun: w.cmd.lun.to_u64(),
@@ -891,6 +906,9 @@ impl Conn {
 
     async fn data_out(&mut self, d: DataOut, header: RawBhs, data: &[u8]) -> Res {
         let Some(mut w) = self.writes.remove(&d.itt) else {
+            if self.failed_writes.contains(&d.itt) {
+                return Ok(());
+            }
             // §11.7: Data-Out for a task we do not know.
             return self.reject(RejectReason::INVALID_PDU_FIELD, header).await;
         };
@@ -909,6 +927,24 @@ impl Conn {
             self.writes.insert(d.itt, w);
             return self.reject(RejectReason::PROTOCOL_ERROR, header).await;
         }
+        // §11.7.5: DataSN counts the Data-Out PDUs of each sequence from 0.
+        // At ERL 0 a sequence error cannot be recovered: the command fails.
+        let expected_sn = if d.ttt == RESERVED_TAG {
+            &mut w.unsolicited_data_sn
+        } else {
+            match w.r2ts.iter_mut().find(|r| r.ttt == d.ttt) {
+                Some(r) => &mut r.next_data_sn,
+                None => &mut w.unsolicited_data_sn,
+            }
+        };
+        if d.data_sn != *expected_sn {
+            tracing::debug!(itt = d.itt, got = d.data_sn, want = *expected_sn, "DataSN error");
+            self.writes.insert(d.itt, w);
+            // DATA PHASE ERROR; the rest of this command's Data-Out is
+            // dropped quietly (a Reject for a finished task confuses initiators).
+            return self.fail_write(d.itt, Asc::from_bytes(0x4b, 0x00)).await;
+        }
+        *expected_sn = expected_sn.wrapping_add(1);
         w.buffer.write_at(d.buffer_offset as usize, data);
         w.received = w.received.saturating_add(len);
         if d.ttt == RESERVED_TAG {
