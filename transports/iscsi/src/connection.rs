@@ -938,7 +938,12 @@ impl Conn {
             }
         };
         if d.data_sn != *expected_sn {
-            tracing::debug!(itt = d.itt, got = d.data_sn, want = *expected_sn, "DataSN error");
+            tracing::debug!(
+                itt = d.itt,
+                got = d.data_sn,
+                want = *expected_sn,
+                "DataSN error"
+            );
             self.writes.insert(d.itt, w);
             // DATA PHASE ERROR; the rest of this command's Data-Out is
             // dropped quietly (a Reject for a finished task confuses initiators).
