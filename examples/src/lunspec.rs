@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use tgtkit_backstores::{FileOptions, RamOptions};
+use tgtkit_backstores::{FileOptions, IoEngine, RamOptions};
 use tgtkit_scsi_core::backstore::Backstore;
 
 /// Where a logical unit's data lives.
@@ -111,13 +111,13 @@ impl fmt::Display for LunSpec {
 }
 
 impl LunSpec {
-    /// Open the backstore this spec names.
+    /// Open the backstore this spec names (files on io_uring if asked).
     ///
     /// # Errors
     ///
     /// A message when the medium cannot be opened, or for `qcow2:` until
     /// the qcow2 backstore exists.
-    pub fn open(&self) -> Result<Arc<dyn Backstore>, String> {
+    pub fn open(&self, io_uring: bool) -> Result<Arc<dyn Backstore>, String> {
         match &self.kind {
             LunKind::Ram(size) => RamOptions::new()
                 .read_only(self.read_only)
@@ -126,6 +126,11 @@ impl LunSpec {
                 .map_err(|e| format!("ram:{size}: {e}")),
             LunKind::File(path) => FileOptions::new()
                 .read_only(self.read_only)
+                .engine(if io_uring {
+                    IoEngine::IoUring
+                } else {
+                    IoEngine::ThreadPool
+                })
                 .open(path)
                 .map(|b| Arc::new(b) as Arc<dyn Backstore>)
                 .map_err(|e| format!("{}: {e}", path.display())),

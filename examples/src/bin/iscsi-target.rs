@@ -44,6 +44,12 @@ struct Args {
     /// Allow only this initiator name (repeatable; default: everyone).
     #[arg(long = "allow", value_name = "IQN")]
     allow: Vec<String>,
+    /// File I/O engine: "threads" (a blocking thread pool) or "io-uring".
+    #[arg(long, default_value = "threads", value_parser = ["threads", "io-uring"])]
+    io_engine: String,
+    /// Runtime worker threads (0: one per CPU; 1: a single-threaded runtime).
+    #[arg(long, default_value_t = 1)]
+    worker_threads: usize,
     /// Commands a session may have in flight.
     #[arg(long, default_value_t = 128)]
     queue_depth: u32,
@@ -60,8 +66,7 @@ impl Sleeper for TokioSleeper {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -69,7 +74,26 @@ async fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Args::parse()).await {
+    let args = Args::parse();
+    let rt = if args.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        if args.worker_threads > 1 {
+            b.worker_threads(args.worker_threads);
+        }
+        b.enable_all().build()
+    };
+    let rt = match rt {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("iscsi-target: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(args)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("iscsi-target: {e}");
@@ -94,7 +118,7 @@ async fn run(mut args: Args) -> Result<(), String> {
     });
     let mut backstores: Vec<Arc<dyn Backstore>> = Vec::new();
     for (i, spec) in args.luns.iter().enumerate() {
-        let b = spec.open()?;
+        let b = spec.open(args.io_engine == "io-uring")?;
         let index = u16::try_from(i).map_err(|_| "too many LUNs".to_string())?;
         target
             .add_lun(

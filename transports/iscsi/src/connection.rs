@@ -82,7 +82,11 @@ impl Window {
 
     fn get(&self) -> (u32, u32) {
         let v = self.0.load(Ordering::Acquire);
-        ((v >> 32) as u32, v as u32)
+        let [a, b, c, d, e, f, g, h] = v.to_be_bytes();
+        (
+            u32::from_be_bytes([a, b, c, d]),
+            u32::from_be_bytes([e, f, g, h]),
+        )
     }
 }
 
@@ -1089,13 +1093,10 @@ impl Writer {
         let burst = (self.params.max_burst_length as usize).max(max_pdu);
         let mut data_sn = 0u32;
         let mut off = 0usize;
-        let mut chunk = Vec::new();
         while off < read_len {
             let n = (read_len - off).min(max_pdu).min(burst - off % burst);
             let last = off + n == read_len;
             let end_of_burst = (off + n) % burst == 0;
-            chunk.resize(n, 0);
-            d.buffer.read_at(off, &mut chunk);
             let with_status = last && status_in_data;
             let din = Bhs::DataIn(DataIn {
                 final_: last || end_of_burst,
@@ -1116,7 +1117,10 @@ impl Writer {
             });
             let mut bhs = din;
             self.seq(&mut bhs);
-            let _ = pdu::encode_pdu(&bhs.emit(), &[], &chunk, self.digests, &mut self.buf);
+            let buffer = &d.buffer;
+            let _ = pdu::encode_pdu_with(&bhs.emit(), n, self.digests, &mut self.buf, |dst| {
+                buffer.read_at(off, dst);
+            });
             data_sn += 1;
             off += n;
         }

@@ -5,7 +5,7 @@
 //! * [`login`], [`chap`], [`params`]: the login phase as a sans-I/O state
 //!   machine (security negotiation with CHAP, operational negotiation).
 //!
-//! * [`server`]: [`IscsiServer`](server::IscsiServer), which runs each
+//! * [`server`]: [`server::IscsiServer`], which runs each
 //!   connection from login through the full feature phase against the
 //!   `tgtkit-scsi-core` engine, with a session table for reinstatement.
 //!

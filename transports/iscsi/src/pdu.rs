@@ -1593,6 +1593,39 @@ pub fn encode_pdu(
     Ok(())
 }
 
+/// Like [`encode_pdu`] without AHS, but the caller writes the
+/// `data_len` data bytes in place through `fill` (no intermediate buffer).
+///
+/// # Errors
+///
+/// [`EncodeError`] when `data_len` exceeds the 24-bit length field.
+pub fn encode_pdu_with(
+    header: &RawBhs,
+    data_len: usize,
+    digests: Digests,
+    out: &mut Vec<u8>,
+    fill: impl FnOnce(&mut [u8]),
+) -> Result<(), EncodeError> {
+    let mut h = *header;
+    h.set_lengths(0, data_len)?;
+    let start = out.len();
+    out.extend_from_slice(h.as_bytes());
+    if digests.header {
+        let crc = digest::crc32c(&out[start..]);
+        out.extend_from_slice(&crc.to_le_bytes());
+    }
+    if data_len > 0 {
+        let ds = out.len();
+        out.resize(ds + padded(data_len), 0);
+        fill(&mut out[ds..ds + data_len]);
+        if digests.data {
+            let crc = digest::crc32c(&out[ds..]);
+            out.extend_from_slice(&crc.to_le_bytes());
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1745,6 +1778,31 @@ mod tests {
         assert!(matches!(d.decode(), Err(PduError::DataDigest { .. })));
         assert_eq!(d.buffered(), out.len() - len);
         assert_eq!(d.decode().unwrap().unwrap().data, b"xyz");
+    }
+
+    #[test]
+    fn accepts_in_place_encoding_identical_to_encode_pdu() {
+        let h = Bhs::DataIn(DataIn {
+            itt: 3,
+            status: Some(0),
+            ..DataIn::default()
+        })
+        .emit();
+        for dg in [
+            Digests::default(),
+            Digests {
+                header: true,
+                data: true,
+            },
+        ] {
+            for len in [0usize, 1, 5, 512] {
+                let data: Vec<u8> = (0..len).map(|i| u8::try_from(i % 251).unwrap()).collect();
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                encode_pdu(&h, &[], &data, dg, &mut a).unwrap();
+                encode_pdu_with(&h, len, dg, &mut b, |d| d.copy_from_slice(&data)).unwrap();
+                assert_eq!(a, b);
+            }
+        }
     }
 
     #[test]

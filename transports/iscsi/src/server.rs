@@ -1,5 +1,5 @@
 //! The iSCSI target server: the session table, login over a stream, and
-//! hand-over to the full feature phase ([`crate::connection`]).
+//! hand-over to the full feature phase (the private `connection` module).
 //!
 //! [`IscsiServer::serve_connection`] runs one TCP (or any byte-stream)
 //! connection from its first Login Request to its close. The caller owns

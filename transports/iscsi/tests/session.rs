@@ -1,6 +1,7 @@
 //! An in-memory initiator against `IscsiServer`: login, reads and writes
 //! (immediate, unsolicited and R2T'd data), NOP, TMF, Text, Logout, CmdSN
 //! windowing, Reject, session reinstatement and LUN masking.
+#![allow(clippy::too_many_arguments)]
 
 use std::collections::VecDeque;
 use std::io;
@@ -374,7 +375,9 @@ fn accepts_writes_with_immediate_unsolicited_and_r2t_data() {
         clear_ua(&mut ini).await;
         // 8 blocks = 4096 bytes: 512 immediate, 512 unsolicited Data-Out,
         // then R2Ts of MaxBurstLength for the remaining 3072.
-        let payload: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        let payload: Vec<u8> = (0..4096u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
         ini.command(
             5,
             &write10(10, 8),
@@ -430,7 +433,9 @@ fn accepts_writes_with_immediate_unsolicited_and_r2t_data() {
     });
     assert_eq!(
         disk2.contents(10 * 512, 4096),
-        (0..4096u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()
+        (0..4096u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect::<Vec<_>>()
     );
 }
 
@@ -481,7 +486,7 @@ fn rejects_data_out_for_unknown_task_and_unknown_opcode() {
 #[test]
 fn rejects_oversized_data_segment_by_dropping_connection() {
     let (srv, _) = server(vec![TargetNode::new(IQN)], |g| {
-        g.limits.max_recv_data_segment_length = 4096
+        g.limits.max_recv_data_segment_length = 4096;
     });
     with_conn(&srv, |mut ini| async move {
         ini.login(&[]).await;
