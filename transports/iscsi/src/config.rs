@@ -98,6 +98,9 @@ pub struct PortalGroup {
     /// Seconds to wait for the NOP-Out answering a ping before dropping the
     /// connection.
     pub nop_in_timeout_secs: u32,
+    /// Seconds a connection may take to complete its login before it is
+    /// dropped (needs a [`crate::Sleeper`]); 0 disables the limit.
+    pub login_timeout_secs: u32,
 }
 
 impl Default for PortalGroup {
@@ -109,6 +112,7 @@ impl Default for PortalGroup {
             discovery_auth: AuthConfig::default(),
             nop_in_interval_secs: 30,
             nop_in_timeout_secs: 30,
+            login_timeout_secs: 30,
         }
     }
 }

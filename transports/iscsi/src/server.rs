@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use futures::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use futures::task::AtomicWaker;
+use futures::FutureExt;
 use tgtkit_scsi_core::engine::{NexusId, NexusInfo, Target};
 
 use crate::config::PortalConfig;
@@ -269,6 +270,14 @@ impl IscsiServer {
         let mut decoder = PduDecoder::new(limits.max_recv_data_segment_length.max(8192));
         let mut login = LoginMachine::new(Arc::clone(&self.config), 1);
         let mut out = Vec::new();
+        // A silent or slow initiator cannot hold a connection in login forever.
+        let login_secs = self.config.group.login_timeout_secs;
+        let mut deadline = match &self.sleeper {
+            Some(s) if login_secs > 0 => {
+                Some(s.sleep(Duration::from_secs(u64::from(login_secs))).fuse())
+            }
+            _ => None,
+        };
         let result: Box<LoginResult> = loop {
             let frame = loop {
                 match decoder.decode() {
@@ -276,7 +285,16 @@ impl IscsiServer {
                     Ok(None) => {}
                     Err(e) => return Err(ConnectionError::Protocol(e.to_string())),
                 }
-                let n = reader.read(decoder.spare()).await?;
+                let read = reader.read(decoder.spare());
+                let n = match deadline.as_mut() {
+                    Some(d) => match futures::future::select(read, d).await {
+                        futures::future::Either::Left((n, _)) => n?,
+                        futures::future::Either::Right(_) => {
+                            return Err(ConnectionError::Protocol("login timed out".into()));
+                        }
+                    },
+                    None => read.await?,
+                };
                 if n == 0 {
                     return Err(ConnectionError::ClosedDuringLogin);
                 }
@@ -317,6 +335,7 @@ impl IscsiServer {
             writer.write_all(&out).await?;
             writer.flush().await?;
         };
+        drop(deadline);
         tracing::info!(
             initiator = %result.initiator_name,
             kind = ?result.kind,

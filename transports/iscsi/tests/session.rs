@@ -247,9 +247,42 @@ impl Ini {
     }
 }
 
+/// A sleeper whose timers fire only when the test says so.
+#[derive(Clone, Default)]
+struct ManualClock(Arc<Mutex<Vec<futures::channel::oneshot::Sender<()>>>>);
+
+impl ManualClock {
+    /// Fire every pending timer.
+    fn tick(&self) {
+        let v: Vec<_> = self.0.lock().unwrap().drain(..).collect();
+        for t in v {
+            let _ = t.send(());
+        }
+    }
+}
+
+impl tgtkit_iscsi::Sleeper for ManualClock {
+    fn sleep(
+        &self,
+        _: std::time::Duration,
+    ) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        let (tx, rx) = futures::channel::oneshot::channel();
+        self.0.lock().unwrap().push(tx);
+        Box::pin(rx.map(|_| ()))
+    }
+}
+
 fn server(
     nodes: Vec<TargetNode>,
     limits: impl FnOnce(&mut PortalGroup),
+) -> (Arc<IscsiServer>, Arc<MemBackstore>) {
+    server_with(nodes, limits, None)
+}
+
+fn server_with(
+    nodes: Vec<TargetNode>,
+    limits: impl FnOnce(&mut PortalGroup),
+    clock: Option<ManualClock>,
 ) -> (Arc<IscsiServer>, Arc<MemBackstore>) {
     let disk = Arc::new(MemBackstore::new(2048, 512));
     let mut targets = Vec::new();
@@ -268,7 +301,8 @@ fn server(
         ..PortalGroup::default()
     };
     limits(&mut group);
-    let s = IscsiServer::new(PortalConfig { group, nodes }, targets, None).unwrap();
+    let sleeper = clock.map(|c| Arc::new(c) as Arc<dyn tgtkit_iscsi::Sleeper>);
+    let s = IscsiServer::new(PortalConfig { group, nodes }, targets, sleeper).unwrap();
     (s, disk)
 }
 
@@ -781,5 +815,94 @@ fn accepts_header_and_data_digests() {
             panic!()
         };
         assert_eq!(r.reason, RejectReason::DATA_DIGEST_ERROR);
+    });
+}
+
+/// Wait (yielding) until the clock has `n` timers armed.
+async fn armed(clock: &ManualClock, n: usize) {
+    futures::future::poll_fn(|cx| {
+        if clock
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|t| !t.is_canceled())
+            .count()
+            >= n
+        {
+            std::task::Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[test]
+fn accepts_nop_in_ping_answered_and_drops_silent_initiator() {
+    let clock = ManualClock::default();
+    let (srv, _) = server_with(vec![TargetNode::new(IQN)], |_| {}, Some(clock.clone()));
+    let c = clock.clone();
+    with_conn(&srv, |mut ini| async move {
+        ini.login(&[]).await;
+        // A NOP exchange proves the full feature phase (and its timer) runs.
+        ini.send(
+            Bhs::NopOut(NopOut {
+                immediate: true,
+                itt: 1,
+                ttt: RESERVED_TAG,
+                cmd_sn: ini.cmd_sn,
+                ..NopOut::default()
+            }),
+            &[],
+        )
+        .await;
+        let (Bhs::NopIn(_), _) = ini.recv().await.unwrap() else {
+            panic!()
+        };
+        armed(&c, 1).await;
+        c.tick(); // the connection was active: no ping
+        armed(&c, 1).await;
+        c.tick(); // idle for a whole interval: ping
+                  // RFC 7143 §11.19: the target pings with ITT ffffffff and a TTT.
+        let (Bhs::NopIn(n), _) = ini.recv().await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(n.itt, RESERVED_TAG);
+        assert_ne!(n.ttt, RESERVED_TAG);
+        ini.send(
+            Bhs::NopOut(NopOut {
+                immediate: true,
+                itt: RESERVED_TAG,
+                ttt: n.ttt,
+                cmd_sn: ini.cmd_sn,
+                ..NopOut::default()
+            }),
+            &[],
+        )
+        .await;
+        armed(&c, 1).await;
+        c.tick(); // answered and active: no ping this time
+        armed(&c, 1).await;
+        c.tick(); // idle: a new ping
+        let (Bhs::NopIn(n2), _) = ini.recv().await.unwrap() else {
+            panic!()
+        };
+        assert_ne!(n2.ttt, n.ttt);
+        armed(&c, 1).await;
+        c.tick(); // unanswered past the timeout: connection dropped
+        assert!(ini.recv().await.is_none());
+    });
+}
+
+#[test]
+fn rejects_login_that_never_completes() {
+    let clock = ManualClock::default();
+    let (srv, _) = server_with(vec![TargetNode::new(IQN)], |_| {}, Some(clock.clone()));
+    with_conn(&srv, |mut ini| async move {
+        armed(&clock, 1).await;
+        clock.tick();
+        assert!(ini.recv().await.is_none(), "a silent initiator is dropped");
     });
 }
