@@ -86,6 +86,22 @@ use crate::sys;
 const ZERO_CHUNK: usize = 1 << 20;
 
 /// Which mechanism runs reads, writes and flushes.
+///
+/// ```
+/// use tgtkit_backstores::file::{FileOptions, IoEngine};
+///
+/// let path = std::env::temp_dir().join(format!("tgtkit-engine-{}.img", std::process::id()));
+/// std::fs::File::create(&path).unwrap().set_len(65536).unwrap();
+/// #[cfg(feature = "io-uring")]
+/// let wanted = IoEngine::IoUring;
+/// #[cfg(not(feature = "io-uring"))]
+/// let wanted = IoEngine::ThreadPool;
+/// let disk = FileOptions::new().engine(wanted).open(&path).unwrap();
+/// // io_uring falls back to the pool (with a logged reason) if the kernel refuses it.
+/// println!("running on {:?}", disk.engine());
+/// # drop(disk);
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum IoEngine {
@@ -841,6 +857,9 @@ impl Backstore for FileBackstore {
         self.inner.write_cache.load(Ordering::Relaxed)
     }
 
+    /// Switching the cache off makes later writes durable; data already
+    /// written stays in the page cache until the next [`Backstore::flush`]
+    /// (which the caller issues if it needs the old writes durable too).
     fn set_write_cache(&self, enabled: bool) -> IoResult<()> {
         self.inner.write_cache.store(enabled, Ordering::Relaxed);
         Ok(())
