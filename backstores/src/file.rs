@@ -865,3 +865,51 @@ impl Backstore for FileBackstore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    /// A backstore whose descriptor is swapped for one opened with only
+    /// `read` or only `write`, so the kernel fails the other direction
+    /// (EBADF) as it would fail a bad medium (EIO).
+    fn with_descriptor(read: bool, write: bool) -> (tempfile::TempDir, FileBackstore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.img");
+        File::create(&path).unwrap().set_len(65536).unwrap();
+        let mut b = FileBackstore::open(&path).unwrap();
+        let inner = Arc::get_mut(&mut b.inner).expect("no other handle yet");
+        inner.file = OpenOptions::new()
+            .read(read)
+            .write(write)
+            .open(&path)
+            .unwrap();
+        (dir, b)
+    }
+
+    #[test]
+    fn rejects_a_failed_read_as_read_error() {
+        // SBC-4 4.18.2 / 4.18.3: a read failure is MEDIUM ERROR, UNRECOVERED READ ERROR.
+        let (_dir, b) = with_descriptor(false, true);
+        let r = block_on(b.read(0, DataBuffer::zeroed(512)));
+        let err = r.unwrap_err();
+        assert!(matches!(err, IoError::Read(_)), "{err:?}");
+        assert_eq!(
+            err.sense().asc,
+            tgtkit_scsi_core::sense::Asc::UNRECOVERED_READ_ERROR
+        );
+        let err = block_on(b.allocation(0, 512)).map(|_| ());
+        assert!(err.is_ok(), "lseek works on any descriptor: {err:?}");
+    }
+
+    #[test]
+    fn rejects_a_failed_write_as_write_error() {
+        let (_dir, b) = with_descriptor(true, false);
+        let err = block_on(b.write(0, DataBuffer::zeroed(512), WriteFlags::empty())).unwrap_err();
+        assert!(matches!(err, IoError::Write(_)), "{err:?}");
+        assert_eq!(err.sense().asc, tgtkit_scsi_core::sense::Asc::WRITE_ERROR);
+        let err = block_on(b.write(0, DataBuffer::zeroed(512), WriteFlags::FUA)).unwrap_err();
+        assert!(matches!(err, IoError::Write(_)), "{err:?}");
+    }
+}

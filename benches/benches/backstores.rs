@@ -68,7 +68,25 @@ fn bench_one(c: &mut Criterion, name: &str, b: &Arc<dyn Backstore>) {
     group.finish();
 }
 
+/// The floor: a volatile 4 KiB copy from a random offset of a 64 MiB
+/// array into a `DataBuffer`, as the ram backstore's read does.
+fn baseline(c: &mut Criterion) {
+    let src = vec![0x5au8; SPAN as usize];
+    let buf = DataBuffer::from_vec(vec![1; BLOCK]);
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut group = c.benchmark_group("backstore/baseline");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("memcpy-4k", |bench| {
+        bench.iter(|| {
+            let at = rng.offset() as usize;
+            buf.write_at(0, &src[at..at + BLOCK])
+        });
+    });
+    group.finish();
+}
+
 fn backstores(c: &mut Criterion) {
+    baseline(c);
     let ram: Arc<dyn Backstore> = Arc::new(RamBackstore::new(1 << 30).unwrap());
     bench_one(c, "ram", &ram);
 
