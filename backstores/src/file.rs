@@ -5,7 +5,7 @@
 //! [`DataBuffer`], so data moves once, between the page cache (or the
 //! device, with O_DIRECT) and the transport's memory. They run on a small
 //! [`BlockingPool`] the backstore owns, or, with the cargo feature
-//! `io-uring` and [`IoEngine::IoUring`], on an io_uring ring driven by a
+//! `io-uring` and `IoEngine::IoUring`, on an io_uring ring driven by a
 //! thread the backstore owns.
 //!
 //! | operation | regular file | block device |

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p tgtkit-benches --bench backstores [--features io-uring]`
 
+#![allow(clippy::cast_possible_truncation)] // 64-bit targets only
+
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
