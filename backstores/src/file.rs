@@ -125,7 +125,7 @@ pub struct FileOptions {
     physical_block_size: Option<u32>,
     threads: usize,
     write_cache: bool,
-    rotational: bool,
+    rotational: Option<bool>,
     engine: IoEngine,
 }
 
@@ -148,7 +148,7 @@ impl FileOptions {
             physical_block_size: None,
             threads: 4,
             write_cache: true,
-            rotational: false,
+            rotational: None,
             engine: IoEngine::ThreadPool,
         }
     }
@@ -201,10 +201,12 @@ impl FileOptions {
         self
     }
 
-    /// Report the medium as rotational.
+    /// Report the medium as rotational (or not). Defaults to what sysfs
+    /// says for a block device (`queue/rotational`), and non-rotational for
+    /// a regular file.
     #[must_use]
     pub fn rotational(mut self, rotational: bool) -> Self {
-        self.rotational = rotational;
+        self.rotational = Some(rotational);
         self
     }
 
@@ -276,6 +278,11 @@ impl FileOptions {
         let writable = !self.read_only;
         let punch_hole = writable && kind == Kind::Regular && probe_punch_hole(&file, raw_size);
         let seek_data = kind == Kind::Regular && probe_seek_data(&file);
+        let device_discard =
+            writable && kind == Kind::Block && queue_attr(&meta, "discard_max_bytes") != Some(0);
+        let rotational = self
+            .rotational
+            .unwrap_or(kind == Kind::Block && queue_attr(&meta, "rotational") == Some(1));
         let inner = Arc::new(Inner {
             file,
             path,
@@ -284,12 +291,13 @@ impl FileOptions {
             logical,
             physical,
             read_only: self.read_only,
-            rotational: self.rotational,
+            rotational,
             direct: self.direct,
             mem_align,
             write_cache: AtomicBool::new(self.write_cache),
             dsync_flag: AtomicBool::new(true),
             punch_hole,
+            device_discard,
             zero_range: AtomicBool::new(true),
             seek_data: AtomicBool::new(seek_data),
             zeroes: OnceLock::new(),
@@ -357,6 +365,17 @@ fn probe_punch_hole(file: &File, size: u64) -> bool {
     }
 }
 
+/// A numeric attribute of a block device's request queue from sysfs
+/// (`/sys/dev/block/MAJ:MIN/queue/NAME`), if readable.
+fn queue_attr(meta: &std::fs::Metadata, name: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = meta.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let text =
+        std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/queue/{name}")).ok()?;
+    text.trim().parse().ok()
+}
+
 /// Whether `lseek(SEEK_DATA)` is understood.
 fn probe_seek_data(file: &File) -> bool {
     match rustix::fs::seek(file, SeekFrom::Data(0)) {
@@ -388,6 +407,8 @@ pub(crate) struct Inner {
     /// `pwritev2(RWF_DSYNC)` is still believed to work.
     pub(crate) dsync_flag: AtomicBool,
     punch_hole: bool,
+    /// The block device discards (sysfs `discard_max_bytes` is not 0).
+    device_discard: bool,
     /// `fallocate(ZERO_RANGE)` is still believed to work.
     zero_range: AtomicBool,
     seek_data: AtomicBool,
@@ -746,7 +767,12 @@ impl Backstore for FileBackstore {
                 Kind::Regular => {}
                 // What a discarded range of a device reads back is the
                 // device's business: no DISCARD_ZEROES.
-                Kind::Block => caps |= Capabilities::DISCARD | Capabilities::WRITE_ZEROES,
+                Kind::Block => {
+                    caps |= Capabilities::WRITE_ZEROES;
+                    if inner.device_discard {
+                        caps |= Capabilities::DISCARD;
+                    }
+                }
             }
         }
         if inner.seek_data.load(Ordering::Relaxed) {
