@@ -13,7 +13,9 @@ use criterion::{criterion_group, Criterion};
 use tgtkit_backstores::ram::RamBackstore;
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::cdb::Cdb;
-use tgtkit_scsi_core::engine::{Command, LuConfig, NexusInfo, RawCdb, TaskAttribute, Target, TargetConfig};
+use tgtkit_scsi_core::engine::{
+    Command, LuConfig, NexusInfo, RawCdb, Target, TargetConfig, TaskAttribute,
+};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_scsi_core::status::Status;
 
@@ -28,7 +30,9 @@ fn read16(lba: u64, blocks: u32) -> [u8; 16] {
 fn setup() -> (Arc<Target>, Command) {
     let target = Target::new(TargetConfig::default());
     let ram = RamBackstore::new(64 << 20).expect("ram backstore");
-    target.add_lun(0, LuConfig::new(Arc::new(ram))).expect("lun");
+    target
+        .add_lun(0, LuConfig::new(Arc::new(ram)))
+        .expect("lun");
     let nexus = target.add_nexus(NexusInfo::default());
     let cmd = Command {
         nexus,
@@ -49,7 +53,10 @@ fn setup() -> (Arc<Target>, Command) {
     })
     .expect("cdb");
     write.data = DataBuffer::from_vec(vec![0x5a; 4096]);
-    assert_eq!(futures::executor::block_on(target.execute(write)).status, Status::GOOD);
+    assert_eq!(
+        futures::executor::block_on(target.execute(write)).status,
+        Status::GOOD
+    );
     let mut read = cmd;
     read.cdb = RawCdb::new(&read16(8, 8)).expect("cdb");
     (target, read)
@@ -71,9 +78,13 @@ fn median_ns(mut f: impl FnMut(), rounds: usize, per_round: u32) -> f64 {
 
 fn benches(c: &mut Criterion) {
     let read = read16(0x1234, 8);
-    c.bench_function("cdb_decode_read16", |b| b.iter(|| Cdb::decode(black_box(&read))));
+    c.bench_function("cdb_decode_read16", |b| {
+        b.iter(|| Cdb::decode(black_box(&read)))
+    });
     let inquiry = [0x12u8, 1, 0x83, 0, 0xff, 0];
-    c.bench_function("cdb_decode_inquiry_vpd", |b| b.iter(|| Cdb::decode(black_box(&inquiry))));
+    c.bench_function("cdb_decode_inquiry_vpd", |b| {
+        b.iter(|| Cdb::decode(black_box(&inquiry)))
+    });
 
     let (target, cmd) = setup();
     c.bench_function("engine_read16_4k_ram", |b| {
@@ -115,7 +126,10 @@ fn ratio() {
     );
     println!("engine READ(16) 4 KiB on ram: median {engine:.0} ns per command");
     println!("bare memcpy 4 KiB:            median {memcpy:.0} ns");
-    println!("ratio engine/memcpy:          {:.2}x (goal <= 1.5x)", engine / memcpy);
+    println!(
+        "ratio engine/memcpy:          {:.2}x (goal <= 1.5x)",
+        engine / memcpy
+    );
 }
 
 criterion_group! {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::cdb::Cdb;
-use tgtkit_scsi_core::engine::{LuConfig, RawCdb, TaskAttribute, Target, TargetConfig};
+use tgtkit_scsi_core::engine::{LuConfig, RawCdb, Target, TargetConfig, TaskAttribute};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_scsi_core::status::Status;
 use tgtkit_scsi_core::table;
@@ -71,7 +71,10 @@ pub fn scsi_command(mut data: &[u8]) {
         assert!(response.data_len <= buf_len);
         match response.status {
             Status::CHECK_CONDITION => {
-                assert!(response.sense_data().is_some(), "CHECK CONDITION without sense");
+                assert!(
+                    response.sense_data().is_some(),
+                    "CHECK CONDITION without sense"
+                );
             }
             Status::GOOD => assert!(response.sense.is_none()),
             _ => {}
