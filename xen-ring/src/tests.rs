@@ -1,3 +1,5 @@
+#![allow(clippy::cast_possible_truncation)] // test patterns cut to bytes on purpose
+
 use super::*;
 use proptest::prelude::*;
 
