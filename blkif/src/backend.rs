@@ -35,8 +35,8 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::grant::{GrantAccess, GrantRef, MappedGrants, PersistentGrants};
 use crate::passthrough::{DataDirection, ScsiPassThrough};
 use crate::request::{
-    decode_indirect_segments, decode_request, Abi, DecodeLimits, Operation, Request,
-    RequestError, Response, RwKind, Segment, Status,
+    decode_indirect_segments, decode_request, Abi, DecodeLimits, Operation, Request, RequestError,
+    Response, RwKind, Segment, Status,
 };
 use crate::wire::{RawExtraRequest, RawExtraResponse, SECTOR_SIZE};
 
@@ -288,7 +288,9 @@ impl<G: GrantAccess> BlkifBackend<G> {
             let extra = if wants_extra {
                 let mut ex = [0u8; 112];
                 if self.ring.next_request(&mut ex[..abi.entry_size()])? {
-                    RawExtraRequest::read_from_prefix(&ex[..]).ok().map(|(r, _)| r)
+                    RawExtraRequest::read_from_prefix(&ex[..])
+                        .ok()
+                        .map(|(r, _)| r)
                 } else {
                     None
                 }
@@ -399,7 +401,11 @@ impl<G: GrantAccess> BlkifBackend<G> {
     }
 
     /// Map the segments' pages and build the request's data buffer.
-    fn map_segments(&mut self, segs: &[Segment], writable: bool) -> Result<DataBuffer, RequestError> {
+    fn map_segments(
+        &mut self,
+        segs: &[Segment],
+        writable: bool,
+    ) -> Result<DataBuffer, RequestError> {
         if segs.is_empty() {
             return Ok(DataBuffer::empty());
         }
@@ -601,7 +607,9 @@ impl<G: GrantAccess> BlkifBackend<G> {
             return Err(RequestError::BadExtra("cmd_len not in 1..=32"));
         }
         if usize::from(extra.nr_segments.get()) != segs.len() {
-            return Err(RequestError::BadExtra("nr_segments differs from the request's"));
+            return Err(RequestError::BadExtra(
+                "nr_segments differs from the request's",
+            ));
         }
         let dir = match extra.data_dir {
             0 => DataDirection::None,
@@ -616,7 +624,9 @@ impl<G: GrantAccess> BlkifBackend<G> {
         if let Some(last) = segs.last() {
             let lsl = usize::from(extra.last_seg_len.get());
             if lsl == 0 || lsl > last.byte_len() {
-                return Err(RequestError::BadExtra("last_seg_len outside the last segment"));
+                return Err(RequestError::BadExtra(
+                    "last_seg_len outside the last segment",
+                ));
             }
             len = len - last.byte_len() + lsl;
         }
@@ -635,7 +645,11 @@ impl<G: GrantAccess> BlkifBackend<G> {
             let sense_len = res.sense.len().min(MAX_SENSE_LEN);
             let mut status = Status::OKAY;
             let mut error = None;
-            if sense_len > 0 && grants.copy_to(sense_gref, 0, &res.sense[..sense_len]).is_err() {
+            if sense_len > 0
+                && grants
+                    .copy_to(sense_gref, 0, &res.sense[..sense_len])
+                    .is_err()
+            {
                 status = Status::ERROR;
                 error = Some("sense grant refused");
             }

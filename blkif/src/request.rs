@@ -352,7 +352,9 @@ impl Request {
     #[must_use]
     pub fn id(&self) -> u64 {
         match *self {
-            Request::ReadWrite { id, .. } | Request::Discard { id, .. } | Request::Indirect { id, .. } => id,
+            Request::ReadWrite { id, .. }
+            | Request::Discard { id, .. }
+            | Request::Indirect { id, .. } => id,
         }
     }
 
@@ -418,7 +420,8 @@ impl Request {
                         sector_number: U64::new(sector),
                         seg,
                     }
-                    .write_to_prefix(out).is_ok(),
+                    .write_to_prefix(out)
+                    .is_ok(),
                     Abi::X86_32 => RawRequest32 {
                         operation: op,
                         nr_segments: nr,
@@ -427,7 +430,8 @@ impl Request {
                         sector_number: U64::new(sector),
                         seg,
                     }
-                    .write_to_prefix(out).is_ok(),
+                    .write_to_prefix(out)
+                    .is_ok(),
                 };
             }
             Request::Discard {
@@ -448,7 +452,8 @@ impl Request {
                         sector_number: U64::new(sector),
                         nr_sectors: U64::new(nr_sectors),
                     }
-                    .write_to_prefix(out).is_ok(),
+                    .write_to_prefix(out)
+                    .is_ok(),
                     Abi::X86_32 => RawDiscard32 {
                         operation: Operation::DISCARD.0,
                         flag,
@@ -457,7 +462,8 @@ impl Request {
                         sector_number: U64::new(sector),
                         nr_sectors: U64::new(nr_sectors),
                     }
-                    .write_to_prefix(out).is_ok(),
+                    .write_to_prefix(out)
+                    .is_ok(),
                 };
             }
             Request::Indirect {
@@ -482,7 +488,8 @@ impl Request {
                         indirect_grefs: grefs,
                         _pad2: [0; 4],
                     }
-                    .write_to_prefix(out).is_ok(),
+                    .write_to_prefix(out)
+                    .is_ok(),
                     Abi::X86_32 => RawIndirect32 {
                         operation: Operation::INDIRECT.0,
                         indirect_op: kind.operation().0,
@@ -494,7 +501,8 @@ impl Request {
                         indirect_grefs: grefs,
                         pad: U64::new(0),
                     }
-                    .write_to_prefix(out).is_ok(),
+                    .write_to_prefix(out)
+                    .is_ok(),
                 };
             }
         }
@@ -648,14 +656,21 @@ pub fn decode_request(abi: Abi, slot: &[u8], limits: DecodeLimits) -> Result<Req
         }
     }
     match operation.base() {
-        Operation::READ | Operation::WRITE | Operation::WRITE_BARRIER | Operation::FLUSH_DISKCACHE => {
+        Operation::READ
+        | Operation::WRITE
+        | Operation::WRITE_BARRIER
+        | Operation::FLUSH_DISKCACHE => {
             let (nr, handle, sector, raw_segs) = match abi {
                 Abi::X86_64 => {
-                    let r = RawRequest64::read_from_prefix(slot).map_err(|_| fail(RequestError::ShortSlot(slot.len())))?.0;
+                    let r = RawRequest64::read_from_prefix(slot)
+                        .map_err(|_| fail(RequestError::ShortSlot(slot.len())))?
+                        .0;
                     (r.nr_segments, r.handle.get(), r.sector_number.get(), r.seg)
                 }
                 Abi::X86_32 => {
-                    let r = RawRequest32::read_from_prefix(slot).map_err(|_| fail(RequestError::ShortSlot(slot.len())))?.0;
+                    let r = RawRequest32::read_from_prefix(slot)
+                        .map_err(|_| fail(RequestError::ShortSlot(slot.len())))?
+                        .0;
                     (r.nr_segments, r.handle.get(), r.sector_number.get(), r.seg)
                 }
             };
@@ -695,12 +710,26 @@ pub fn decode_request(abi: Abi, slot: &[u8], limits: DecodeLimits) -> Result<Req
         Operation::DISCARD => {
             let (flag, handle, sector, nr_sectors) = match abi {
                 Abi::X86_64 => {
-                    let r = RawDiscard64::read_from_prefix(slot).map_err(|_| fail(RequestError::ShortSlot(slot.len())))?.0;
-                    (r.flag, r.handle.get(), r.sector_number.get(), r.nr_sectors.get())
+                    let r = RawDiscard64::read_from_prefix(slot)
+                        .map_err(|_| fail(RequestError::ShortSlot(slot.len())))?
+                        .0;
+                    (
+                        r.flag,
+                        r.handle.get(),
+                        r.sector_number.get(),
+                        r.nr_sectors.get(),
+                    )
                 }
                 Abi::X86_32 => {
-                    let r = RawDiscard32::read_from_prefix(slot).map_err(|_| fail(RequestError::ShortSlot(slot.len())))?.0;
-                    (r.flag, r.handle.get(), r.sector_number.get(), r.nr_sectors.get())
+                    let r = RawDiscard32::read_from_prefix(slot)
+                        .map_err(|_| fail(RequestError::ShortSlot(slot.len())))?
+                        .0;
+                    (
+                        r.flag,
+                        r.handle.get(),
+                        r.sector_number.get(),
+                        r.nr_sectors.get(),
+                    )
                 }
             };
             Ok(Request::Discard {
@@ -714,14 +743,30 @@ pub fn decode_request(abi: Abi, slot: &[u8], limits: DecodeLimits) -> Result<Req
         Operation::INDIRECT => {
             let (indirect_op, nr, handle, sector, grefs) = match abi {
                 Abi::X86_64 => {
-                    let r = RawIndirect64::read_from_prefix(slot).map_err(|_| fail(RequestError::ShortSlot(slot.len())))?.0;
-                    (r.indirect_op, r.nr_segments.get(), r.handle.get(), r.sector_number.get(), r.indirect_grefs)
+                    let r = RawIndirect64::read_from_prefix(slot)
+                        .map_err(|_| fail(RequestError::ShortSlot(slot.len())))?
+                        .0;
+                    (
+                        r.indirect_op,
+                        r.nr_segments.get(),
+                        r.handle.get(),
+                        r.sector_number.get(),
+                        r.indirect_grefs,
+                    )
                 }
                 Abi::X86_32 => {
                     // The i386 struct is 64 bytes but only its first 56 are
                     // fields; read what the slot has.
-                    let r = RawIndirect32::read_from_prefix(slot).map_err(|_| fail(RequestError::ShortSlot(slot.len())))?.0;
-                    (r.indirect_op, r.nr_segments.get(), r.handle.get(), r.sector_number.get(), r.indirect_grefs)
+                    let r = RawIndirect32::read_from_prefix(slot)
+                        .map_err(|_| fail(RequestError::ShortSlot(slot.len())))?
+                        .0;
+                    (
+                        r.indirect_op,
+                        r.nr_segments.get(),
+                        r.handle.get(),
+                        r.sector_number.get(),
+                        r.indirect_grefs,
+                    )
                 }
             };
             if limits.max_indirect_segments == 0 {
@@ -779,7 +824,8 @@ pub fn decode_indirect_segments(
     out.clear();
     out.reserve(nr);
     for (i, chunk) in pages[..need].chunks_exact(8).enumerate() {
-        let raw = RawSegment::read_from_bytes(chunk).map_err(|_| RequestError::ShortSlot(chunk.len()))?;
+        let raw =
+            RawSegment::read_from_bytes(chunk).map_err(|_| RequestError::ShortSlot(chunk.len()))?;
         let seg = Segment::from_raw(&raw);
         seg.validate(i)?;
         out.push(seg);
@@ -825,14 +871,16 @@ impl Response {
                 status: I16::new(self.status.0),
                 _pad2: [0; 4],
             }
-            .write_to(out).is_ok(),
+            .write_to(out)
+            .is_ok(),
             Abi::X86_32 => RawResponse32 {
                 id: U64::new(self.id),
                 operation: self.operation.0,
                 _pad: 0,
                 status: I16::new(self.status.0),
             }
-            .write_to(out).is_ok(),
+            .write_to(out)
+            .is_ok(),
         };
         n
     }
@@ -841,16 +889,20 @@ impl Response {
     #[must_use]
     pub fn decode(abi: Abi, slot: &[u8]) -> Option<Self> {
         match abi {
-            Abi::X86_64 => RawResponse64::read_from_prefix(slot).ok().map(|(r, _)| Self {
-                id: r.id.get(),
-                operation: Operation(r.operation),
-                status: Status(r.status.get()),
-            }),
-            Abi::X86_32 => RawResponse32::read_from_prefix(slot).ok().map(|(r, _)| Self {
-                id: r.id.get(),
-                operation: Operation(r.operation),
-                status: Status(r.status.get()),
-            }),
+            Abi::X86_64 => RawResponse64::read_from_prefix(slot)
+                .ok()
+                .map(|(r, _)| Self {
+                    id: r.id.get(),
+                    operation: Operation(r.operation),
+                    status: Status(r.status.get()),
+                }),
+            Abi::X86_32 => RawResponse32::read_from_prefix(slot)
+                .ok()
+                .map(|(r, _)| Self {
+                    id: r.id.get(),
+                    operation: Operation(r.operation),
+                    status: Status(r.status.get()),
+                }),
         }
     }
 }

@@ -86,7 +86,9 @@ unsafe impl Sync for MemoryGrants {}
 
 impl std::fmt::Debug for MemoryGrants {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryGrants").field("pages", &self.pages).finish()
+        f.debug_struct("MemoryGrants")
+            .field("pages", &self.pages)
+            .finish()
     }
 }
 
@@ -130,20 +132,38 @@ impl MemoryGrants {
 
     /// Refuse `gref` from now on.
     pub fn refuse(&self, gref: GrantRef) {
-        self.refused.lock().unwrap_or_else(|e| e.into_inner()).insert(gref);
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gref);
     }
 
     /// Grant `gref` read-only (writable maps are refused).
     pub fn grant_read_only(&self, gref: GrantRef) {
-        self.read_only.lock().unwrap_or_else(|e| e.into_inner()).insert(gref);
+        self.read_only
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(gref);
     }
 
     fn page_ptr(&self, gref: GrantRef, writable: bool) -> Result<*mut u8, GrantError> {
         let idx = gref as usize;
-        if idx >= self.pages || self.refused.lock().unwrap_or_else(|e| e.into_inner()).contains(&gref) {
+        if idx >= self.pages
+            || self
+                .refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&gref)
+        {
             return Err(GrantError::Refused(gref));
         }
-        if writable && self.read_only.lock().unwrap_or_else(|e| e.into_inner()).contains(&gref) {
+        if writable
+            && self
+                .read_only
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&gref)
+        {
             return Err(GrantError::Refused(gref));
         }
         Ok(self.base.wrapping_add(idx * 4096))
@@ -156,7 +176,10 @@ impl MemoryGrants {
     /// Outside the region (test misuse).
     pub fn write(&self, gref: GrantRef, offset: usize, data: &[u8]) {
         let at = gref as usize * 4096 + offset;
-        assert!(at + data.len() <= self.pages * 4096, "outside the grant region");
+        assert!(
+            at + data.len() <= self.pages * 4096,
+            "outside the grant region"
+        );
         // SAFETY: bounds checked above; the region is valid per the constructor.
         unsafe { VolatileCopy::write(self.base.add(at), data) };
     }
@@ -168,7 +191,10 @@ impl MemoryGrants {
     /// Outside the region (test misuse).
     pub fn read(&self, gref: GrantRef, offset: usize, out: &mut [u8]) {
         let at = gref as usize * 4096 + offset;
-        assert!(at + out.len() <= self.pages * 4096, "outside the grant region");
+        assert!(
+            at + out.len() <= self.pages * 4096,
+            "outside the grant region"
+        );
         // SAFETY: bounds checked above.
         unsafe { VolatileCopy::read(self.base.add(at), out) };
     }
@@ -213,7 +239,8 @@ impl GrantAccess for MemoryGrants {
 
     fn unmap(&self, mapping: &GrantMapping) {
         self.unmaps.fetch_add(1, Ordering::SeqCst);
-        self.mapped.fetch_sub(mapping.len() as i64, Ordering::SeqCst);
+        self.mapped
+            .fetch_sub(mapping.len() as i64, Ordering::SeqCst);
     }
 
     fn copy_from(&self, gref: GrantRef, offset: usize, out: &mut [u8]) -> Result<(), GrantError> {

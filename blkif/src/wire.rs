@@ -23,7 +23,19 @@ pub const SECTOR_SIZE: u64 = 512;
 pub const SECTORS_PER_PAGE: u8 = 8;
 
 /// `struct blkif_request_segment` (8 bytes in every ABI).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, FromBytes, IntoBytes, Immutable, KnownLayout, Unaligned)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    FromBytes,
+    IntoBytes,
+    Immutable,
+    KnownLayout,
+    Unaligned,
+)]
 #[repr(C)]
 pub struct RawSegment {
     /// `grant_ref_t gref`.
