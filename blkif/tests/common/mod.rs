@@ -2,6 +2,9 @@
 //! side, the backend processor on its own thread on the other.
 #![allow(dead_code)]
 
+pub mod cbuild;
+pub mod shm;
+
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
