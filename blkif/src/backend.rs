@@ -110,6 +110,7 @@ pub struct BackendStats {
     pub last_error: Option<&'static str>,
 }
 
+#[derive(Clone, Copy)]
 struct Completion {
     id: u64,
     operation: Operation,
@@ -436,10 +437,8 @@ impl<G: GrantAccess> BlkifBackend<G> {
                     _ => rest[0],
                 })
             })?;
-            let mut k = 0;
-            for p in pages.iter_mut().filter(|p| p.is_none()) {
+            for (k, p) in pages.iter_mut().filter(|p| p.is_none()).enumerate() {
                 *p = m.mapping().page(k);
-                k += 1;
             }
             owners.push(Arc::new(m));
         }
@@ -660,7 +659,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
                 extra: Some(RawExtraResponse {
                     extra_type: EXTRA_TYPE_SCSI_CMD,
                     scsi_status: res.status,
-                    sense_len: U16::new(sense_len as u16),
+                    sense_len: U16::new(u16::try_from(sense_len).unwrap_or(u16::MAX)),
                     residual: U32::new(res.residual),
                 }),
                 ordered: false,

@@ -45,16 +45,13 @@ impl ScsiPassThrough for EnginePassThrough {
         data: DataBuffer,
         _dir: DataDirection,
     ) -> BoxFuture<'static, PassThroughResult> {
-        let cdb = match RawCdb::new(cdb) {
-            Ok(c) => c,
-            Err(_) => {
-                // The backend already bounds cmd_len to 1..=32.
-                return futures::future::ready(PassThroughResult {
-                    status: Status::CHECK_CONDITION.0,
-                    ..PassThroughResult::default()
-                })
-                .boxed();
-            }
+        let Ok(cdb) = RawCdb::new(cdb) else {
+            // The backend already bounds cmd_len to 1..=32.
+            return futures::future::ready(PassThroughResult {
+                status: Status::CHECK_CONDITION.0,
+                ..PassThroughResult::default()
+            })
+            .boxed();
         };
         let cmd = Command {
             nexus: self.nexus,

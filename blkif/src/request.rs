@@ -15,7 +15,7 @@ use zerocopy::{FromBytes, IntoBytes};
 use crate::wire::{
     RawDiscard32, RawDiscard64, RawIndirect32, RawIndirect64, RawRequest32, RawRequest64,
     RawResponse32, RawResponse64, RawSegment, MAX_INDIRECT_PAGES_PER_REQUEST,
-    MAX_SEGMENTS_PER_REQUEST, SECTORS_PER_PAGE, SECTOR_SIZE, SEGMENTS_PER_INDIRECT_PAGE,
+    MAX_SEGMENTS_PER_REQUEST, SECTORS_PER_PAGE, SEGMENTS_PER_INDIRECT_PAGE,
 };
 
 /// A blkif operation code (`BLKIF_OP_*`); unknown values survive decoding.
@@ -215,13 +215,14 @@ impl Segment {
     /// Byte offset in the page.
     #[must_use]
     pub fn byte_offset(&self) -> usize {
-        usize::from(self.first_sect) * SECTOR_SIZE as usize
+        usize::from(self.first_sect) * 512
     }
 
     /// Byte length.
     #[must_use]
     pub fn byte_len(&self) -> usize {
-        (self.sectors() * SECTOR_SIZE) as usize
+        // At most 8 sectors of 512 bytes: no truncation.
+        usize::from(self.last_sect.saturating_sub(self.first_sect) + 1) * 512
     }
 }
 
@@ -253,7 +254,7 @@ impl SegmentList {
         }
         let mut list = Self::default();
         list.segs[..segs.len()].copy_from_slice(segs);
-        list.len = segs.len() as u8;
+        list.len = u8::try_from(segs.len()).unwrap_or(u8::MAX);
         Ok(list)
     }
 
@@ -620,6 +621,7 @@ impl Default for DecodeLimits {
 }
 
 /// Most indirect segments any request can name (8 pages of 512).
+#[allow(clippy::cast_possible_truncation)] // 8 * 512 fits
 pub const MAX_INDIRECT_SEGMENTS: u16 =
     (MAX_INDIRECT_PAGES_PER_REQUEST * SEGMENTS_PER_INDIRECT_PAGE) as u16;
 

@@ -379,21 +379,22 @@ impl BackRing {
         }
         let prod = self.shared.load(sring::REQ_PROD, Ordering::Acquire);
         let size = self.size();
+        // Behind what we already consumed (in the wrapping sense): the
+        // producer went backwards.
+        if (prod.wrapping_sub(self.req_cons) as i32) < 0 {
+            let err = RingError::RequestProducerRewound {
+                prod,
+                cons: self.req_cons,
+            };
+            self.broken = Some(err.clone());
+            return Err(err);
+        }
         // RING_REQUEST_PROD_OVERFLOW: more requests than slots not yet answered.
         if prod.wrapping_sub(self.rsp_prod_pvt) > size {
             let err = RingError::RequestProducerOverflow {
                 prod,
                 rsp_prod_pvt: self.rsp_prod_pvt,
                 size,
-            };
-            self.broken = Some(err.clone());
-            return Err(err);
-        }
-        // Behind what we already consumed: the producer went backwards.
-        if prod.wrapping_sub(self.rsp_prod_pvt) < self.req_cons.wrapping_sub(self.rsp_prod_pvt) {
-            let err = RingError::RequestProducerRewound {
-                prod,
-                cons: self.req_cons,
             };
             self.broken = Some(err.clone());
             return Err(err);

@@ -1,6 +1,6 @@
 //! A frontend simulator: a `FrontRing` and a plain-memory grant table on one
 //! side, the backend processor on its own thread on the other.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::cast_possible_truncation)]
 
 pub mod cbuild;
 pub mod shm;
@@ -16,13 +16,16 @@ use tgtkit_blkif::{Abi, BackendConfig, BlkifBackend, Request, Response, Shutdown
 use tgtkit_scsi_core::backstore::Backstore;
 use tgtkit_xen_ring::{FrontRing, RingMemory};
 
+/// What the backend thread returns: its result, counters and cached grants.
+pub type Outcome = (Result<(), Shutdown>, BackendStats, usize);
+
 pub struct Sim {
     pub abi: Abi,
     pub front: FrontRing,
     pub ring: RingMemory,
     pub grants: Arc<MemoryGrants>,
     pub ev: LocalEvent,
-    backend: Option<JoinHandle<(Result<(), Shutdown>, BackendStats, usize)>>,
+    backend: Option<JoinHandle<Outcome>>,
 }
 
 pub fn start(config: BackendConfig, grant_pages: usize, backstore: Arc<dyn Backstore>) -> Sim {
@@ -153,13 +156,13 @@ impl Sim {
     }
 
     /// Close the event channel and join the backend thread (10 s limit).
-    pub fn stop(&mut self) -> (Result<(), Shutdown>, BackendStats, usize) {
+    pub fn stop(&mut self) -> Outcome {
         self.ev.to_back.close();
         self.join()
     }
 
     /// Join a backend that stops on its own (ring corruption), 10 s limit.
-    pub fn join(&mut self) -> (Result<(), Shutdown>, BackendStats, usize) {
+    pub fn join(&mut self) -> Outcome {
         let h = self.backend.take().expect("backend running");
         let deadline = Instant::now() + Duration::from_secs(10);
         while !h.is_finished() {
