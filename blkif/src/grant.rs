@@ -2,7 +2,7 @@
 //!
 //! The backend never sees guest memory except through a [`GrantAccess`]:
 //! the Xen transport implements it with gntdev (map/unmap) and grant-copy
-//! ioctls, tests with plain memory ([`crate::testing::MemoryGrants`]).
+//! ioctls, tests with plain memory (`testing::MemoryGrants`, feature `test-utils`).
 //! Mapped pages are only touched through volatile accessors (the
 //! [`DataBuffer`](tgtkit_scsi_core::buffer::DataBuffer) built over them).
 

@@ -4,7 +4,7 @@
 //!   on every 64-bit host), checked against the real header by
 //!   `tests/header_layout.rs`;
 //! * [`request`]: typed requests and responses, decoded and encoded;
-//! * [`grant`]: the [`GrantAccess`](grant::GrantAccess) trait through which
+//! * [`grant`]: the [`GrantAccess`] trait through which
 //!   the backend maps the frontend's pages, and the persistent-grant cache;
 //! * [`backend`]: the request processor for one ring;
 //! * [`passthrough`] and [`engine`]: the SCSI pass-through extra request,

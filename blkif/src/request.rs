@@ -908,3 +908,179 @@ impl Response {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_segment() -> impl Strategy<Value = Segment> {
+        (any::<u32>(), 0u8..8).prop_flat_map(|(gref, first)| {
+            (first..8).prop_map(move |last| Segment {
+                gref,
+                first_sect: first,
+                last_sect: last,
+            })
+        })
+    }
+
+    fn arb_request() -> impl Strategy<Value = Request> {
+        let rw = (
+            prop_oneof![
+                Just(RwKind::Read),
+                Just(RwKind::Write),
+                Just(RwKind::WriteBarrier),
+                Just(RwKind::Flush)
+            ],
+            any::<u64>(),
+            any::<u16>(),
+            any::<u64>(),
+            proptest::collection::vec(arb_segment(), 1..=11),
+        )
+            .prop_map(|(kind, id, handle, sector, segs)| Request::ReadWrite {
+                kind,
+                id,
+                handle,
+                sector,
+                segments: SegmentList::new(&segs).unwrap(),
+                extra: false,
+            });
+        let discard = (
+            any::<u64>(),
+            any::<u16>(),
+            any::<u64>(),
+            any::<u64>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(id, handle, sector, nr_sectors, secure)| Request::Discard {
+                    id,
+                    handle,
+                    sector,
+                    nr_sectors,
+                    secure,
+                },
+            );
+        let indirect = (
+            any::<bool>(),
+            any::<u64>(),
+            any::<u16>(),
+            any::<u64>(),
+            1u16..=MAX_INDIRECT_SEGMENTS,
+            any::<[u32; 8]>(),
+        )
+            .prop_map(|(r, id, handle, sector, nr_segments, indirect_grefs)| {
+                Request::Indirect {
+                    kind: if r { RwKind::Read } else { RwKind::Write },
+                    id,
+                    handle,
+                    sector,
+                    nr_segments,
+                    indirect_grefs,
+                }
+            });
+        prop_oneof![rw, discard, indirect]
+    }
+
+    const ALL: DecodeLimits = DecodeLimits {
+        max_indirect_segments: MAX_INDIRECT_SEGMENTS,
+        extra_request: true,
+    };
+
+    proptest! {
+        #[test]
+        fn accepts_encode_decode_round_trip(req in arb_request(), x32 in any::<bool>()) {
+            let abi = if x32 { Abi::X86_32 } else { Abi::X86_64 };
+            let mut slot = [0u8; 112];
+            req.encode(abi, &mut slot);
+            let back = decode_request(abi, &slot[..abi.request_size()], ALL).unwrap();
+            prop_assert_eq!(back, req);
+            // Re-encoding gives identical bytes.
+            let mut again = [0u8; 112];
+            back.encode(abi, &mut again);
+            prop_assert_eq!(&slot[..], &again[..]);
+        }
+
+        #[test]
+        fn accepts_any_slot_without_panic(slot in proptest::collection::vec(any::<u8>(), 0..140)) {
+            for abi in [Abi::X86_32, Abi::X86_64] {
+                if let Ok(req) = decode_request(abi, &slot, ALL) {
+                    // A decoded request respects every structural limit.
+                    if let Request::ReadWrite { segments, .. } = req {
+                        for (i, s) in segments.as_slice().iter().enumerate() {
+                            prop_assert!(s.validate(i).is_ok());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accepts_response_round_trip_both_abis() {
+        for abi in [Abi::X86_32, Abi::X86_64] {
+            let r = Response {
+                id: 0x0102_0304_0506_0708,
+                operation: Operation::INDIRECT,
+                status: Status::EOPNOTSUPP,
+            };
+            let mut b = [0u8; 16];
+            assert_eq!(r.encode(abi, &mut b), abi.response_size());
+            assert_eq!(Response::decode(abi, &b), Some(r));
+            assert_eq!(&b[8..12], &[6, 0, 0xfe, 0xff]);
+        }
+    }
+
+    #[test]
+    fn accepts_protocol_names_of_protocols_h() {
+        assert_eq!(Abi::from_protocol(Some("x86_32-abi")), Ok(Abi::X86_32));
+        assert_eq!(Abi::from_protocol(Some("x86_64-abi")), Ok(Abi::X86_64));
+        assert_eq!(Abi::from_protocol(None), Ok(Abi::native()));
+        assert!(Abi::from_protocol(Some("ia64-abi")).is_err());
+    }
+
+    #[test]
+    fn rejects_bad_requests_keeping_id_and_operation() {
+        let mut slot = [0u8; 112];
+        slot[0] = 4; // BLKIF_OP_RESERVED_1
+        slot[8..16].copy_from_slice(&42u64.to_le_bytes());
+        let e = decode_request(Abi::X86_64, &slot, ALL).unwrap_err();
+        assert_eq!(
+            (e.id, e.operation, e.error),
+            (42, Operation::RESERVED_1, RequestError::UnknownOperation(4))
+        );
+        let e = decode_request(Abi::X86_64, &slot[..50], ALL).unwrap_err();
+        assert_eq!(e.error, RequestError::ShortSlot(50));
+        slot[0] = 0x80; // extra flag not negotiated
+        let e = decode_request(Abi::X86_64, &slot, DecodeLimits::default()).unwrap_err();
+        assert_eq!(e.error, RequestError::ExtraNotAllowed(0x80));
+    }
+
+    #[test]
+    fn rejects_indirect_segments_short_page_or_invalid() {
+        let mut out = Vec::new();
+        let page = encode_indirect_segments(
+            &[Segment {
+                gref: 1,
+                first_sect: 0,
+                last_sect: 7,
+            }; 3],
+        );
+        assert!(decode_indirect_segments(&page, 3, &mut out).is_ok());
+        assert_eq!(out.len(), 3);
+        assert!(decode_indirect_segments(&page, 4, &mut out).is_err());
+        let bad = encode_indirect_segments(&[Segment {
+            gref: 1,
+            first_sect: 3,
+            last_sect: 1,
+        }]);
+        assert_eq!(
+            decode_indirect_segments(&bad, 1, &mut out),
+            Err(RequestError::BadSegment {
+                index: 0,
+                first_sect: 3,
+                last_sect: 1
+            })
+        );
+    }
+}
