@@ -39,6 +39,9 @@ fn every_corpus_has_a_target() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     for entry in std::fs::read_dir(root).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        assert!(TARGETS.iter().any(|(n, _)| *n == name), "corpus {name} has no target in replay.rs");
+        assert!(
+            TARGETS.iter().any(|(n, _)| *n == name),
+            "corpus {name} has no target in replay.rs"
+        );
     }
 }
