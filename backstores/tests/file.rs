@@ -32,12 +32,21 @@ fn engines() -> Vec<IoEngine> {
             .engine(IoEngine::IoUring)
             .open(&path)
             .unwrap();
-        if b.engine() == IoEngine::IoUring {
-            list.push(IoEngine::IoUring);
-        } else {
-            eprintln!(
-                "SKIP io_uring engine: io_uring_setup refused by this kernel (see the warning log)"
-            );
+        // Ask the kernel directly, so a bug in our set-up cannot pass for
+        // a kernel without io_uring.
+        match io_uring::IoUring::new(8) {
+            Ok(_) => {
+                assert_eq!(
+                    b.engine(),
+                    IoEngine::IoUring,
+                    "the kernel has io_uring but the backstore fell back"
+                );
+                list.push(IoEngine::IoUring);
+            }
+            Err(err) => {
+                assert_eq!(b.engine(), IoEngine::ThreadPool);
+                eprintln!("SKIP io_uring engine: io_uring_setup refused by this kernel: {err}");
+            }
         }
     }
     list
