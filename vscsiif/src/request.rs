@@ -642,3 +642,121 @@ impl Response {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn arb_seg() -> impl Strategy<Value = Segment> {
+        (any::<u32>(), 0u16..=4096).prop_flat_map(|(gref, offset)| {
+            (0..=(4096 - offset)).prop_map(move |length| Segment {
+                gref,
+                offset,
+                length,
+            })
+        })
+    }
+
+    fn arb_request() -> impl Strategy<Value = Request> {
+        let addr = (any::<u16>(), any::<u16>(), any::<u16>());
+        let cdb = (
+            any::<u16>(),
+            addr,
+            any::<[u8; 16]>(),
+            1u8..=16,
+            prop_oneof![
+                Just(DataDirection::ToDevice),
+                Just(DataDirection::FromDevice),
+                Just(DataDirection::Bidirectional)
+            ],
+            proptest::collection::vec(arb_seg(), 0..=26),
+            any::<bool>(),
+        )
+            .prop_map(|(rqid, addr, cdb, cmd_len, direction, segs, granted)| {
+                let segs: Vec<Segment> = if granted {
+                    segs.into_iter()
+                        .map(|s| Segment {
+                            length: s.length & !7,
+                            ..s
+                        })
+                        .collect()
+                } else {
+                    segs
+                };
+                let list = SegmentList::new(&segs).unwrap();
+                Request::Cdb {
+                    rqid,
+                    addr,
+                    cdb,
+                    cmd_len,
+                    direction,
+                    segments: if granted {
+                        DataSegments::Granted(list)
+                    } else {
+                        DataSegments::Direct(list)
+                    },
+                }
+            });
+        let abort =
+            (any::<u16>(), addr, any::<u16>()).prop_map(|(rqid, addr, ref_rqid)| Request::Abort {
+                rqid,
+                addr,
+                ref_rqid,
+            });
+        let reset = (any::<u16>(), addr).prop_map(|(rqid, addr)| Request::Reset { rqid, addr });
+        prop_oneof![cdb, abort, reset]
+    }
+
+    proptest! {
+        #[test]
+        fn accepts_encode_decode_round_trip(req in arb_request()) {
+            let mut slot = [0u8; 252];
+            req.encode(&mut slot);
+            let back = decode_request(&slot, true).unwrap();
+            prop_assert_eq!(back, req);
+            let mut again = [0u8; 252];
+            back.encode(&mut again);
+            prop_assert_eq!(&slot[..], &again[..]);
+        }
+
+        #[test]
+        fn accepts_any_slot_without_panic(slot in proptest::collection::vec(any::<u8>(), 0..300), sg in any::<bool>()) {
+            if let Ok(Request::Cdb { cmd_len, segments, .. }) = decode_request(&slot, sg) {
+                prop_assert!((1..=16).contains(&cmd_len));
+                let (DataSegments::Direct(l) | DataSegments::Granted(l)) = segments;
+                for (i, s) in l.as_slice().iter().enumerate() {
+                    prop_assert!(s.validate(i).is_ok());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn accepts_response_round_trip_with_sense_cut_to_96() {
+        let r = Response::new(9, Action::CDB, result_word(HostByte::OK, 2), 17)
+            .with_sense(&[0x70; 200]);
+        assert_eq!(r.sense_len, 96);
+        let mut b = [0u8; 252];
+        r.encode(&mut b);
+        assert_eq!(Response::decode(&b), Some(r));
+        b[3] = 200; // a sense_len past the buffer is cut on decode
+        assert_eq!(Response::decode(&b).unwrap().sense_bytes().len(), 96);
+    }
+
+    #[test]
+    fn rejects_bad_requests_keeping_rqid() {
+        let mut slot = [0u8; 252];
+        slot[0..2].copy_from_slice(&0x1234u16.to_le_bytes());
+        slot[2] = 4; // SG_PRESET: deprecated
+        let e = decode_request(&slot, true).unwrap_err();
+        assert_eq!(
+            (e.rqid, e.act, e.error),
+            (0x1234, Action::SG_PRESET, RequestError::UnknownAction(4))
+        );
+        assert_eq!(
+            decode_request(&slot[..100], true).unwrap_err().error,
+            RequestError::ShortSlot(100)
+        );
+    }
+}
