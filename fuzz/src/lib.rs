@@ -8,3 +8,4 @@
 
 pub mod iscsi;
 pub mod scsi;
+pub mod xen;

@@ -457,7 +457,15 @@ impl Cdb {
     /// INVALID FIELD IN CDB (with a field pointer) for a CDB that is too
     /// short or has an unsupported field value.
     pub fn decode(cdb: &[u8]) -> Result<Self, Sense> {
-        let desc = table::lookup(cdb)?;
+        Self::decode_row(table::lookup(cdb)?, cdb)
+    }
+
+    /// Decode `cdb` whose table row the caller already looked up.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cdb::decode`], less the opcode lookup.
+    pub fn decode_row(desc: &table::CommandDesc, cdb: &[u8]) -> Result<Self, Sense> {
         let len = usize::from(desc.cdb_len);
         if cdb.len() < len {
             return Err(Sense::invalid_cdb_field(
