@@ -6,7 +6,8 @@
 #     qemu-img bench -w -d 32 -s 4096 -S <large odd stride> (iscsi-perf only reads)
 # Prints IOPS and the tgtkit/tgt ratio for each. Figures only: it never fails
 # on a slow result. Environment: BENCH_SECONDS (default 15), BENCH_WRITES
-# (default 100000), BENCH_ROUNDS (default 2), CARGO_TARGET_DIR.
+# (default 100000), BENCH_ROUNDS (default 2), BENCH_TARGET_ARGS (extra
+# iscsi-target flags, e.g. "--io-engine io-uring"), CARGO_TARGET_DIR.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,7 +72,8 @@ sleep 0.5
 tgtadm --lld iscsi --mode target --op new --tid 1 --targetname "$tgt_iqn"
 tgtadm --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$work/disk.img"
 tgtadm --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
-"$bin" --portal "127.0.0.1:$our_port" --iqn "$our_iqn" --lun "file:$work/disk.img" >/dev/null 2>"$work/ours.log" &
+# shellcheck disable=SC2086 # BENCH_TARGET_ARGS is a list of flags
+"$bin" --portal "127.0.0.1:$our_port" --iqn "$our_iqn" --lun "file:$work/disk.img" ${BENCH_TARGET_ARGS:-} >/dev/null 2>"$work/ours.log" &
 our_pid=$!
 wait_port "$our_port"
 tgt_url="iscsi://127.0.0.1:$tgt_port/$tgt_iqn/1"
