@@ -103,6 +103,7 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(mut args: Args) -> Result<(), String> {
+    let mut signals = Signals::install();
     if args.portals.is_empty() {
         args.portals.push("127.0.0.1:3260".into());
     }
@@ -193,7 +194,7 @@ async fn run(mut args: Args) -> Result<(), String> {
         });
     }
 
-    wait_for_signal().await;
+    signals.wait().await;
     tracing::info!("shutting down");
     server.shutdown();
     for _ in 0..100 {
@@ -210,15 +211,34 @@ async fn run(mut args: Args) -> Result<(), String> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async {
-            match term.as_mut() {
-                Some(t) => { t.recv().await; }
+/// SIGINT and SIGTERM, registered before anything else starts so an early
+/// signal still shuts down cleanly.
+struct Signals {
+    int: Option<tokio::signal::unix::Signal>,
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        Self {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn wait(&mut self) {
+        async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+            match s.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
                 None => std::future::pending::<()>().await,
             }
-        } => {}
+        }
+        tokio::select! {
+            () = recv(&mut self.int) => {}
+            () = recv(&mut self.term) => {}
+        }
     }
 }
