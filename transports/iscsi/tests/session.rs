@@ -906,3 +906,63 @@ fn rejects_login_that_never_completes() {
         assert!(ini.recv().await.is_none(), "a silent initiator is dropped");
     });
 }
+
+#[test]
+fn accepts_several_sessions_at_once() {
+    let (srv, _) = server(vec![TargetNode::new(IQN)], |_| {});
+    let (a1, b1) = duplex();
+    let (a2, b2) = duplex();
+    let (s1, s2, s3) = (Arc::clone(&srv), Arc::clone(&srv), Arc::clone(&srv));
+    let client = |io: End, isid: u8, lba: u8| async move {
+        let mut ini = Ini::new(io);
+        ini.isid[5] = isid;
+        let r = ini.login(&[]).await;
+        assert_eq!(r.status_class, 0);
+        clear_ua(&mut ini).await;
+        // Several commands in flight on each session.
+        let data = vec![isid; 512];
+        for itt in 0..4u32 {
+            ini.command(
+                itt,
+                &write10(lba + u8::try_from(itt).unwrap(), 1),
+                false,
+                true,
+                512,
+                &data,
+                true,
+            )
+            .await;
+        }
+        for _ in 0..4 {
+            let (Bhs::ScsiResponse(r), _) = ini.recv().await.unwrap() else {
+                panic!()
+            };
+            assert_eq!(r.status, 0);
+        }
+        ini.command(
+            9,
+            &[0x28, 0, 0, 0, 0, lba, 0, 0, 4, 0],
+            true,
+            false,
+            2048,
+            &[],
+            true,
+        )
+        .await;
+        let (s, d, ..) = ini.status(9).await;
+        assert_eq!(s, 0);
+        assert!(d.iter().all(|&b| b == isid));
+        ini
+    };
+    block_on(async move {
+        let serve = futures::future::join(s1.serve_connection(a1), s2.serve_connection(a2));
+        let clients = async move {
+            let (i1, i2) = futures::future::join(client(b1, 1, 16), client(b2, 2, 32)).await;
+            assert_eq!(s3.session_count(), 2);
+            drop((i1, i2));
+        };
+        let ((r1, r2), ()) = futures::future::join(serve, clients).await;
+        assert!(r1.is_ok() && r2.is_ok(), "{r1:?} {r2:?}");
+    });
+    assert_eq!(srv.session_count(), 0);
+}
