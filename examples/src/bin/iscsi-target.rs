@@ -44,8 +44,9 @@ struct Args {
     /// Allow only this initiator name (repeatable; default: everyone).
     #[arg(long = "allow", value_name = "IQN")]
     allow: Vec<String>,
-    /// File I/O engine: "threads" (a blocking thread pool) or "io-uring".
-    #[arg(long, default_value = "threads", value_parser = ["threads", "io-uring"])]
+    /// File I/O engine: "io-uring" (falls back to the thread pool where the
+    /// kernel has no io_uring) or "threads" (a blocking thread pool).
+    #[arg(long, default_value = "io-uring", value_parser = ["threads", "io-uring"])]
     io_engine: String,
     /// Runtime worker threads (0: one per CPU; 1: a single-threaded runtime).
     #[arg(long, default_value_t = 1)]
