@@ -732,13 +732,19 @@ impl<G: GrantAccess> BlkifBackend<G> {
             if self.complete_ready() {
                 events.notify();
             }
+            if self.inflight.is_empty() && self.held.is_some() {
+                continue;
+            }
+            // Re-arm req_event before sleeping whenever we could take more
+            // requests, even with I/O in flight: a frontend only kicks when
+            // req_event says so (RING_FINAL_CHECK_FOR_REQUESTS, as blkback
+            // does after every batch).
+            let can_consume =
+                !self.ordered && self.held.is_none() && self.inflight.len() < self.max_in_flight;
+            if can_consume && self.ring.final_check_for_requests()? {
+                continue;
+            }
             if self.inflight.is_empty() {
-                if self.held.is_some() {
-                    continue;
-                }
-                if self.ring.final_check_for_requests()? {
-                    continue;
-                }
                 if !events.wait().await {
                     return Ok(());
                 }
