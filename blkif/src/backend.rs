@@ -547,7 +547,13 @@ impl<G: GrantAccess> BlkifBackend<G> {
             self.check_range(sector, segs, count)?;
         }
         let buf = self.map_segments(segs, kind == RwKind::Read)?;
-        let offset = sector * SECTOR_SIZE;
+        // In range (checked above) whenever there is data; a flush without
+        // data ignores its sector_number.
+        let offset = if segs.is_empty() {
+            0
+        } else {
+            sector * SECTOR_SIZE
+        };
         let ordered = matches!(kind, RwKind::WriteBarrier | RwKind::Flush);
         Ok(async move {
             let r = match kind {
