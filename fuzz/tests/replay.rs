@@ -18,6 +18,7 @@ const TARGETS: &[(&str, Body)] = &[
         tgtkit_fuzz::xen::vscsiif_request_decode,
     ),
     ("xen_ring_consumer", tgtkit_fuzz::xen::xen_ring_consumer),
+    ("iscsi_pdu", tgtkit_fuzz::iscsi::iscsi_pdu),
 ];
 
 #[test]
