@@ -1,7 +1,10 @@
 //! A vscsiif frontend simulator and an engine with one ram disk.
 #![allow(dead_code, clippy::cast_possible_truncation)]
 
+// The C build and shared-memory helpers are blkif's: one copy serves both.
+#[path = "../../../blkif/tests/common/cbuild.rs"]
 pub mod cbuild;
+#[path = "../../../blkif/tests/common/shm.rs"]
 pub mod shm;
 
 use std::sync::Arc;
