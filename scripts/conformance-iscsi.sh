@@ -76,6 +76,8 @@ iscsi-test-cu "${args[@]}" "$url/0" >"$work/cu.log" 2>&1 || true
 echo "iscsi-test-cu took $(( $(date +%s) - start )) s"
 sed -n '/^Run Summary:/,/^Elapsed/p' "$work/cu.log"
 echo "SKIPPED lines: $(grep -c 'SKIPPED' "$work/cu.log" || true)"
+mkdir -p "$target_dir/conformance" && cp "$work/cu.log" "$target_dir/conformance/iscsi-test-cu.log"
+echo "full log: $target_dir/conformance/iscsi-test-cu.log"
 
 # Failed tests as Suite.Test, one per line.
 awk '/^Suite: /{s=$2} /Test: /{t=$0; sub(/.*Test: /,"",t); sub(/ \.\.\..*/,"",t)}
