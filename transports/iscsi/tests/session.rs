@@ -966,3 +966,71 @@ fn accepts_several_sessions_at_once() {
     });
     assert_eq!(srv.session_count(), 0);
 }
+
+#[test]
+fn accepts_discovery_session_send_targets_and_rejects_scsi() {
+    let mut hidden = TargetNode::new("iqn.2026-11.dev.tgtkit:hidden");
+    hidden.acl.allowed_initiators = vec!["iqn.2000-01.com.example:someone-else".into()];
+    let (srv, _) = server(vec![TargetNode::new(IQN), hidden], |_| {});
+    with_conn(&srv, |mut ini| async move {
+        let req = Bhs::LoginRequest(LoginRequest {
+            transit: true,
+            cont: false,
+            csg: Stage::Operational,
+            nsg: Stage::FullFeature,
+            version_max: 0,
+            version_min: 0,
+            isid: ini.isid,
+            tsih: 0,
+            itt: 0,
+            cid: 0,
+            cmd_sn: 1,
+            exp_stat_sn: 0,
+        });
+        let keys = text::encode(&[("InitiatorName", INI), ("SessionType", "Discovery")]);
+        ini.send(req, &keys).await;
+        let (Bhs::LoginResponse(r), _) = ini.recv().await.unwrap() else {
+            panic!()
+        };
+        assert_eq!((r.status_class, r.transit), (0, true));
+        let sn = ini.cmd_sn;
+        ini.send(
+            Bhs::TextRequest(TextRequest {
+                final_: true,
+                itt: 1,
+                ttt: RESERVED_TAG,
+                cmd_sn: sn,
+                ..TextRequest::default()
+            }),
+            b"SendTargets=All\0",
+        )
+        .await;
+        let (Bhs::TextResponse(_), body) = ini.recv().await.unwrap() else {
+            panic!()
+        };
+        let kv = text::parse(&body).unwrap();
+        // RFC 7143 appendix C: only the targets this initiator may reach.
+        let names: Vec<&str> = kv
+            .iter()
+            .filter(|(k, _)| k == "TargetName")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(names, vec![IQN]);
+        // A discovery session carries no SCSI commands.
+        ini.send(
+            Bhs::ScsiCommand(ScsiCommand {
+                immediate: true,
+                final_: true,
+                itt: 2,
+                ..ScsiCommand::default()
+            }),
+            &[],
+        )
+        .await;
+        let (Bhs::Reject(rj), _) = ini.recv().await.unwrap() else {
+            panic!()
+        };
+        assert_eq!(rj.reason, RejectReason::PROTOCOL_ERROR);
+    });
+    assert_eq!(srv.session_count(), 0);
+}
