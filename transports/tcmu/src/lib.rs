@@ -11,11 +11,17 @@
 //!   atomics;
 //! * [`ring`]: the command ring without I/O (read entries, validate them,
 //!   answer in or out of order);
+//! * [`uio`]: finding devices in sysfs, mapping them, waiting and kicking;
+//! * [`netlink`]: device events of the "TCM-USER" generic netlink family;
+//! * [`handler`]: cfgstring subtypes (`file/<path>`, `ram/<size>`) to backstores;
 //! * `mock` (feature `test-utils`): a simulated kernel over plain memory.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod abi;
+pub mod handler;
 pub mod mem;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod mock;
+pub mod netlink;
 pub mod ring;
+pub mod uio;
