@@ -19,6 +19,13 @@
 
 pub mod backstore;
 pub mod buffer;
+pub mod cdb;
+pub mod engine;
 pub mod lun;
+pub(crate) mod sbc;
 pub mod sense;
+pub(crate) mod spc;
 pub mod status;
+pub mod table;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;

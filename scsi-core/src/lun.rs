@@ -88,7 +88,10 @@ mod tests {
     #[test]
     fn encodes_peripheral_and_flat() {
         assert_eq!(Lun::from_index(5).unwrap().0, [0, 5, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Lun::from_index(0x123).unwrap().0, [0x41, 0x23, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Lun::from_index(0x123).unwrap().0,
+            [0x41, 0x23, 0, 0, 0, 0, 0, 0]
+        );
         assert!(Lun::from_index(0x4000).is_none());
     }
 
