@@ -14,10 +14,13 @@
 //! * [`uio`]: finding devices in sysfs, mapping them, waiting and kicking;
 //! * [`netlink`]: device events of the "TCM-USER" generic netlink family;
 //! * [`handler`]: cfgstring subtypes (`file/<path>`, `ram/<size>`) to backstores;
+//! * [`device`]: a device served by the engine ([`device::Device`]), and the
+//!   runtime-agnostic ring server under it;
 //! * `mock` (feature `test-utils`): a simulated kernel over plain memory.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod abi;
+pub mod device;
 pub mod handler;
 pub mod mem;
 #[cfg(any(test, feature = "test-utils"))]

@@ -164,7 +164,8 @@ impl MockKernel {
     }
 
     /// Queue an arbitrary entry (for malformed-entry tests); the entry's
-    /// bytes are written as given. Returns its ring offset.
+    /// bytes are written as given, and a CMD entry's id is registered as
+    /// outstanding (with no data). Returns its ring offset.
     ///
     /// # Errors
     ///
@@ -173,6 +174,19 @@ impl MockKernel {
         let len = u32::try_from(bytes.len()).map_err(|_| MockError::Full)?;
         let at = self.place(len)?;
         self.mem.write(CMDR_OFF + at as usize, bytes).expect("ring");
+        if let Some(hdr) = bytes
+            .get(..8)
+            .and_then(|b| RawEntryHdr::read_from_bytes(b).ok())
+        {
+            if hdr.op() == Opcode::CMD {
+                let none = MockCmd {
+                    blocks: Vec::new(),
+                    data_len: 0,
+                    data_in: false,
+                };
+                self.cmds.insert(hdr.cmd_id(), none);
+            }
+        }
         self.head = (at + len) % self.cmdr_size;
         self.publish_head();
         Ok(at)
