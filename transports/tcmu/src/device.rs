@@ -696,7 +696,7 @@ mod tests {
         s.kernel.queue_cmd(&[0; 6], &[], 0).unwrap();
         drive(&mut s);
         s.kernel.reap().unwrap();
-        sized.set_size(2 << 20);
+        sized.set_size(2 << 20).unwrap();
         let tur = s.kernel.queue_cmd(&[0; 6], &[], 0).unwrap();
         let cap = s.kernel.queue_cmd(&READ_CAPACITY10, &[], 8).unwrap();
         drive(&mut s);

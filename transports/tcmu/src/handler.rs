@@ -70,9 +70,32 @@ impl HandlerError {
     }
 }
 
+/// Grows (or shrinks) a handler's medium to a new `dev_size`.
+pub type ResizeFn = Box<dyn Fn(u64) -> Result<(), HandlerError> + Send + Sync>;
+
+/// What a handler opened.
+pub struct Opened {
+    /// The backstore.
+    pub backstore: Arc<dyn Backstore>,
+    /// How to follow a `dev_size` change, when the medium must change with
+    /// it (a file grown with ftruncate); `None` if only the reported size
+    /// changes.
+    pub resize: Option<ResizeFn>,
+}
+
+impl Opened {
+    /// A backstore that needs no resizing.
+    #[must_use]
+    pub fn fixed(backstore: Arc<dyn Backstore>) -> Self {
+        Self {
+            backstore,
+            resize: None,
+        }
+    }
+}
+
 /// Opens a backstore for a device.
-pub type OpenFn =
-    Box<dyn Fn(&DeviceSpec) -> Result<Arc<dyn Backstore>, HandlerError> + Send + Sync>;
+pub type OpenFn = Box<dyn Fn(&DeviceSpec) -> Result<Opened, HandlerError> + Send + Sync>;
 
 /// The registered handlers, by subtype.
 #[derive(Default)]
@@ -118,13 +141,87 @@ impl Handlers {
                 subtype: spec.subtype.clone(),
                 known: self.subtypes().collect::<Vec<_>>().join(","),
             })?;
-        let inner = open(spec)?;
-        Ok(Arc::new(SizedBackstore::new(
-            inner,
-            spec.size,
-            spec.write_cache,
-        )))
+        let opened = open(spec)?;
+        let mut sized = SizedBackstore::new(opened.backstore, spec.size, spec.write_cache);
+        sized.resize = opened.resize;
+        Ok(Arc::new(sized))
     }
+}
+
+/// The standard handlers: `file/<path>` (a regular file, created and grown
+/// to `dev_size` when smaller, or a block device) and `ram/<size>` (a
+/// sparse ram disk of `<size>`, or of `dev_size` when empty).
+#[cfg(feature = "backstores")]
+#[must_use]
+pub fn standard() -> Handlers {
+    let mut h = Handlers::new();
+    h.register("file", Box::new(open_file));
+    h.register("ram", Box::new(open_ram));
+    h
+}
+
+#[cfg(feature = "backstores")]
+fn open_file(spec: &DeviceSpec) -> Result<Opened, HandlerError> {
+    use tgtkit_backstores::file::FileOptions;
+    let path = std::path::Path::new(&spec.argument);
+    if !path.is_absolute() {
+        return Err(HandlerError::BadArgument(spec.argument.clone()));
+    }
+    let open_err = |e: std::io::Error| HandlerError::Open(Box::new(e));
+    if !path.exists() {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(open_err)?;
+    }
+    let meta = std::fs::metadata(path).map_err(open_err)?;
+    if meta.is_file() && meta.len() < spec.size {
+        tracing::info!(path = %path.display(), from = meta.len(), to = spec.size, "growing backing file to dev_size");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_len(spec.size))
+            .map_err(open_err)?;
+    }
+    let file = FileOptions::new()
+        .logical_block_size(spec.block_size)
+        .write_cache(spec.write_cache)
+        .open(path)
+        .map_err(|e| HandlerError::Open(Box::new(e)))?;
+    let regular = !file.is_block_device();
+    let file = Arc::new(file);
+    let resize: Option<ResizeFn> = regular.then(|| {
+        let file = Arc::clone(&file);
+        Box::new(move |size: u64| {
+            if size > file.geometry().size {
+                file.resize(size)
+                    .map_err(|e| HandlerError::Open(Box::new(e)))?;
+            }
+            Ok(())
+        }) as ResizeFn
+    });
+    Ok(Opened {
+        backstore: file,
+        resize,
+    })
+}
+
+#[cfg(feature = "backstores")]
+fn open_ram(spec: &DeviceSpec) -> Result<Opened, HandlerError> {
+    use tgtkit_backstores::ram::RamOptions;
+    let size = if spec.argument.is_empty() {
+        spec.size
+    } else {
+        parse_size(&spec.argument)
+            .ok_or_else(|| HandlerError::BadArgument(spec.argument.clone()))?
+    };
+    let ram = RamOptions::new()
+        .logical_block_size(spec.block_size)
+        .write_cache(spec.write_cache)
+        .build(size)
+        .map_err(|e| HandlerError::Open(Box::new(e)))?;
+    Ok(Opened::fixed(Arc::new(ram)))
 }
 
 /// Parse a size such as `1073741824`, `512K`, `64M`, `2G` or `1T`.
@@ -149,6 +246,7 @@ pub struct SizedBackstore {
     inner: Arc<dyn Backstore>,
     size: AtomicU64,
     write_cache: AtomicBool,
+    resize: Option<ResizeFn>,
 }
 
 impl std::fmt::Debug for SizedBackstore {
@@ -172,12 +270,23 @@ impl SizedBackstore {
             inner,
             size: AtomicU64::new(size),
             write_cache: AtomicBool::new(write_cache),
+            resize: None,
         }
     }
 
-    /// Change the reported size (a `RECONFIG_DEVICE` with `DEV_SIZE`).
-    pub fn set_size(&self, size: u64) {
+    /// Change the reported size (a `RECONFIG_DEVICE` with `DEV_SIZE`),
+    /// resizing the medium first when the handler asked for it.
+    ///
+    /// # Errors
+    ///
+    /// The handler's error if the medium cannot be resized; the reported
+    /// size is then unchanged.
+    pub fn set_size(&self, size: u64) -> Result<(), HandlerError> {
+        if let Some(resize) = &self.resize {
+            resize(size)?;
+        }
         self.size.store(size, Ordering::Release);
+        Ok(())
     }
 
     /// Record the kernel's write-cache setting (a `RECONFIG_DEVICE` with
@@ -291,7 +400,10 @@ mod tests {
             Box::new(|spec: &DeviceSpec| {
                 let size = parse_size(&spec.argument)
                     .ok_or_else(|| HandlerError::BadArgument(spec.argument.clone()))?;
-                Ok(Arc::new(Zero(Geometry::new(size, spec.block_size))) as Arc<dyn Backstore>)
+                Ok(Opened::fixed(Arc::new(Zero(Geometry::new(
+                    size,
+                    spec.block_size,
+                )))))
             }),
         );
         h
@@ -306,6 +418,42 @@ mod tests {
             block_size: 512,
             write_cache: false,
         }
+    }
+
+    #[cfg(feature = "backstores")]
+    #[test]
+    fn accepts_the_standard_file_and_ram_handlers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk.img");
+        let h = standard();
+        let file = h
+            .open(&spec("file", path.to_str().unwrap(), 1 << 20))
+            .unwrap();
+        // The file is created and grown to dev_size.
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+        let buf = DataBuffer::from_vec(vec![0xa5; 4096]);
+        futures::executor::block_on(file.write(8192, buf, WriteFlags::empty())).unwrap();
+        futures::executor::block_on(file.flush()).unwrap();
+        assert_eq!(
+            std::fs::read(&path).unwrap()[8192..8192 + 4096],
+            [0xa5; 4096]
+        );
+        // A larger dev_size grows the file.
+        file.set_size(2 << 20).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2 << 20);
+        assert!(matches!(
+            h.open(&spec("file", "relative/path", 0)),
+            Err(HandlerError::BadArgument(_))
+        ));
+
+        let ram = h.open(&spec("ram", "64M", 0)).unwrap();
+        assert_eq!(ram.geometry().size, 64 << 20);
+        let ram = h.open(&spec("ram", "", 1 << 20)).unwrap();
+        assert_eq!(ram.geometry().size, 1 << 20);
+        assert!(matches!(
+            h.open(&spec("ram", "much", 0)),
+            Err(HandlerError::BadArgument(_))
+        ));
     }
 
     #[test]
@@ -342,11 +490,11 @@ mod tests {
             futures::executor::block_on(b.read(1 << 20, buf.clone())),
             Err(IoError::OutOfRange)
         ));
-        b.set_size(2 << 20);
+        b.set_size(2 << 20).unwrap();
         assert_eq!(b.geometry().size, 2 << 20);
         futures::executor::block_on(b.read(1 << 20, buf)).unwrap();
         // A size that is not a multiple of the block size is cut down.
-        b.set_size(1000);
+        b.set_size(1000).unwrap();
         assert_eq!(b.geometry().size, 512);
     }
 }
