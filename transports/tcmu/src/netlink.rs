@@ -187,12 +187,23 @@ pub enum NetlinkError {
 
 type GenlMsg = Genlmsghdr<u8, u16>;
 
-/// A socket joined to the "config" group of TCM-USER.
+/// A socket joined to the "config" group of TCM-USER: the sending half
+/// (replies, features). Events arrive on the [`Events`] half.
 pub struct Netlink {
     router: NlRouter,
-    events: NlRouterReceiverHandle<u16, GenlMsg>,
     family: u16,
     replies: bool,
+}
+
+/// The receiving half of a [`Netlink`] socket.
+pub struct Events {
+    events: NlRouterReceiverHandle<u16, GenlMsg>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events").finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Netlink {
@@ -226,7 +237,7 @@ impl Netlink {
     /// # Errors
     ///
     /// [`NetlinkError`] if the family is missing or the socket fails.
-    pub fn connect(replies: bool) -> Result<Self, NetlinkError> {
+    pub fn connect(replies: bool) -> Result<(Self, Events), NetlinkError> {
         let (router, events) = NlRouter::connect(NlFamily::Generic, None, Groups::empty())
             .map_err(|e| NetlinkError::Io(e.to_string()))?;
         let family = router
@@ -240,14 +251,13 @@ impl Netlink {
             .map_err(|e| NetlinkError::Io(e.to_string()))?;
         let nl = Self {
             router,
-            events,
             family,
             replies,
         };
         if replies {
             nl.set_features(true)?;
         }
-        Ok(nl)
+        Ok((nl, Events { events }))
     }
 
     /// Whether events are answered with `_DONE` replies.
@@ -286,6 +296,27 @@ impl Netlink {
         self.send(GenlCmd::SET_FEATURES, attrs)
     }
 
+    /// Answer `event` with its `_DONE` and `status` (0 or a negative errno),
+    /// if replies are on.
+    ///
+    /// # Errors
+    ///
+    /// [`NetlinkError`] if the reply cannot be sent.
+    pub fn reply(&self, event: &Event, status: i32) -> Result<(), NetlinkError> {
+        if !self.replies {
+            return Ok(());
+        }
+        let attrs = [
+            attr(GenlAttr::CMD_STATUS, status)?,
+            attr(GenlAttr::DEVICE_ID, event.device().device_id)?,
+        ]
+        .into_iter()
+        .collect::<GenlBuffer<u16, Buffer>>();
+        self.send(event.done_command(), attrs)
+    }
+}
+
+impl Events {
     /// Wait for the next device event. Malformed events are returned as
     /// `Ok(Err(..))` so the caller can log them and go on.
     ///
@@ -311,32 +342,13 @@ impl Netlink {
         }
     }
 
-    /// Answer `event` with its `_DONE` and `status` (0 or a negative errno),
-    /// if replies are on.
-    ///
-    /// # Errors
-    ///
-    /// [`NetlinkError`] if the reply cannot be sent.
-    pub fn reply(&self, event: &Event, status: i32) -> Result<(), NetlinkError> {
-        if !self.replies {
-            return Ok(());
-        }
-        let attrs = [
-            attr(GenlAttr::CMD_STATUS, status)?,
-            attr(GenlAttr::DEVICE_ID, event.device().device_id)?,
-        ]
-        .into_iter()
-        .collect::<GenlBuffer<u16, Buffer>>();
-        self.send(event.done_command(), attrs)
-    }
-
     /// Receive events on a thread, handing them out through a channel.
     #[must_use]
     pub fn into_channel(
         mut self,
     ) -> (
         mpsc::Receiver<Result<Event, EventError>>,
-        std::thread::JoinHandle<Self>,
+        std::thread::JoinHandle<()>,
     ) {
         let (tx, rx) = mpsc::channel();
         let handle = std::thread::spawn(move || {
@@ -345,7 +357,6 @@ impl Netlink {
                     break;
                 }
             }
-            self
         });
         (rx, handle)
     }
