@@ -408,6 +408,8 @@ fn rw(size: CdbSize, c: &[u8], with_bytchk: bool) -> Rw {
     }
 }
 
+// Encoding truncates each value to the width of its CDB field.
+#[allow(clippy::cast_possible_truncation)]
 fn rw_encode(op: u8, r: &Rw, out: &mut [u8]) {
     out[0] = op;
     if r.size == CdbSize::Six {
@@ -455,7 +457,15 @@ impl Cdb {
     /// INVALID FIELD IN CDB (with a field pointer) for a CDB that is too
     /// short or has an unsupported field value.
     pub fn decode(cdb: &[u8]) -> Result<Self, Sense> {
-        let desc = table::lookup(cdb)?;
+        Self::decode_row(table::lookup(cdb)?, cdb)
+    }
+
+    /// Decode `cdb` whose table row the caller already looked up.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cdb::decode`], less the opcode lookup.
+    pub fn decode_row(desc: &table::CommandDesc, cdb: &[u8]) -> Result<Self, Sense> {
         let len = usize::from(desc.cdb_len);
         if cdb.len() < len {
             return Err(Sense::invalid_cdb_field(
@@ -627,7 +637,10 @@ impl Cdb {
 
     /// Encode into a CDB of the command's length; returns the bytes (padded
     /// to 32, with the length) as a [`RawCdb`](crate::engine::RawCdb).
+    ///
+    /// Values wider than their CDB field are truncated to it.
     #[must_use]
+    #[allow(clippy::cast_possible_truncation)]
     pub fn encode(&self) -> crate::engine::RawCdb {
         use opcode as op;
         let mut b = [0u8; 16];
@@ -925,4 +938,330 @@ fn cdb_len(size: CdbSize) -> usize {
 #[must_use]
 pub fn invalid_opcode() -> Sense {
     Sense::illegal(Asc::INVALID_COMMAND_OPERATION_CODE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn size(sizes: &'static [CdbSize]) -> impl Strategy<Value = CdbSize> {
+        proptest::sample::select(sizes)
+    }
+
+    fn rw_strategy(sizes: &'static [CdbSize], bytchk: bool) -> impl Strategy<Value = Rw> {
+        (
+            size(sizes),
+            any::<u64>(),
+            any::<u32>(),
+            0u8..8,
+            any::<bool>(),
+            any::<bool>(),
+            0u8..4,
+            0u8..64,
+        )
+            .prop_map(
+                move |(size, lba, blocks, protect, dpo, fua, b, group)| match size {
+                    CdbSize::Six => Rw {
+                        size,
+                        lba: lba & 0x1f_ffff,
+                        blocks: (blocks % 256) + 1,
+                        protect: 0,
+                        dpo: false,
+                        fua: false,
+                        bytchk: 0,
+                        group: 0,
+                    },
+                    CdbSize::Ten => Rw {
+                        size,
+                        lba: lba & 0xffff_ffff,
+                        blocks: blocks & 0xffff,
+                        protect,
+                        dpo,
+                        fua,
+                        bytchk: if bytchk { b } else { 0 },
+                        group,
+                    },
+                    CdbSize::Twelve => Rw {
+                        size,
+                        lba: lba & 0xffff_ffff,
+                        blocks,
+                        protect,
+                        dpo,
+                        fua,
+                        bytchk: if bytchk { b } else { 0 },
+                        group,
+                    },
+                    CdbSize::Sixteen => Rw {
+                        size,
+                        lba,
+                        blocks,
+                        protect,
+                        dpo,
+                        fua,
+                        bytchk: if bytchk { b } else { 0 },
+                        group,
+                    },
+                },
+            )
+    }
+
+    fn range(sizes: &'static [CdbSize]) -> impl Strategy<Value = CacheRange> {
+        (
+            size(sizes),
+            any::<u64>(),
+            any::<u32>(),
+            any::<bool>(),
+            0u8..64,
+        )
+            .prop_map(|(size, lba, blocks, immed, group)| {
+                let long = size == CdbSize::Sixteen;
+                CacheRange {
+                    size,
+                    lba: if long { lba } else { lba & 0xffff_ffff },
+                    blocks: if long { blocks } else { blocks & 0xffff },
+                    immed,
+                    group,
+                }
+            })
+    }
+
+    const TEN_SIXTEEN: &[CdbSize] = &[CdbSize::Ten, CdbSize::Sixteen];
+    const ALL: &[CdbSize] = &[
+        CdbSize::Six,
+        CdbSize::Ten,
+        CdbSize::Twelve,
+        CdbSize::Sixteen,
+    ];
+    const VERIFY: &[CdbSize] = &[CdbSize::Ten, CdbSize::Twelve, CdbSize::Sixteen];
+
+    fn any_cdb() -> impl Strategy<Value = Cdb> {
+        prop_oneof![
+            Just(Cdb::TestUnitReady),
+            (any::<bool>(), any::<u8>())
+                .prop_map(|(desc, alloc_len)| Cdb::RequestSense { desc, alloc_len }),
+            (any::<bool>(), any::<u8>(), any::<u16>()).prop_map(|(evpd, page, alloc_len)| {
+                Cdb::Inquiry {
+                    evpd,
+                    page,
+                    alloc_len,
+                }
+            }),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                0u8..4,
+                0u8..64,
+                any::<u8>(),
+                any::<u16>()
+            )
+                .prop_map(|(long, dbd, llbaa, pc, page, subpage, alloc_len)| {
+                    Cdb::ModeSense {
+                        long,
+                        dbd,
+                        llbaa: llbaa && long,
+                        pc,
+                        page,
+                        subpage,
+                        alloc_len: if long { alloc_len } else { alloc_len & 0xff },
+                    }
+                }),
+            (any::<bool>(), any::<bool>(), any::<bool>(), any::<u16>()).prop_map(
+                |(long, pf, sp, param_len)| Cdb::ModeSelect {
+                    long,
+                    pf,
+                    sp,
+                    param_len: if long { param_len } else { param_len & 0xff },
+                }
+            ),
+            (
+                any::<bool>(),
+                0u8..4,
+                0u8..64,
+                any::<u8>(),
+                any::<u16>(),
+                any::<u16>()
+            )
+                .prop_map(|(sp, pc, page, subpage, param_ptr, alloc_len)| {
+                    Cdb::LogSense {
+                        sp,
+                        pc,
+                        page,
+                        subpage,
+                        param_ptr,
+                        alloc_len,
+                    }
+                }),
+            (any::<u8>(), any::<u32>())
+                .prop_map(|(select, alloc_len)| Cdb::ReportLuns { select, alloc_len }),
+            (
+                any::<bool>(),
+                0u8..8,
+                any::<u8>(),
+                any::<u16>(),
+                any::<u32>()
+            )
+                .prop_map(|(rctd, options, opcode, service_action, alloc_len)| {
+                    Cdb::ReportSupportedOpcodes {
+                        rctd,
+                        options,
+                        opcode,
+                        service_action,
+                        alloc_len,
+                    }
+                }),
+            (any::<bool>(), any::<u32>())
+                .prop_map(|(repd, alloc_len)| Cdb::ReportSupportedTmf { repd, alloc_len }),
+            (any::<u32>(), any::<bool>()).prop_map(|(lba, pmi)| Cdb::ReadCapacity10 { lba, pmi }),
+            any::<u32>().prop_map(|alloc_len| Cdb::ReadCapacity16 { alloc_len }),
+            (any::<u64>(), any::<u32>())
+                .prop_map(|(lba, alloc_len)| Cdb::GetLbaStatus { lba, alloc_len }),
+            rw_strategy(ALL, false).prop_map(Cdb::Read),
+            rw_strategy(ALL, false).prop_map(Cdb::Write),
+            rw_strategy(VERIFY, true).prop_map(Cdb::WriteAndVerify),
+            rw_strategy(VERIFY, true).prop_map(Cdb::Verify),
+            (
+                size(TEN_SIXTEEN),
+                any::<u64>(),
+                any::<u32>(),
+                0u8..8,
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                0u8..64
+            )
+                .prop_map(
+                    |(size, lba, blocks, wrprotect, anchor, unmap, ndob, group)| {
+                        let long = size == CdbSize::Sixteen;
+                        Cdb::WriteSame(WriteSame {
+                            size,
+                            lba: if long { lba } else { lba & 0xffff_ffff },
+                            blocks: if long { blocks } else { blocks & 0xffff },
+                            wrprotect,
+                            anchor,
+                            unmap,
+                            ndob: ndob && long,
+                            group,
+                        })
+                    }
+                ),
+            (any::<bool>(), 0u8..64, any::<u16>()).prop_map(|(anchor, group, param_len)| {
+                Cdb::Unmap {
+                    anchor,
+                    group,
+                    param_len,
+                }
+            }),
+            (
+                any::<u64>(),
+                any::<u8>(),
+                0u8..8,
+                any::<bool>(),
+                any::<bool>(),
+                0u8..64
+            )
+                .prop_map(|(lba, blocks, wrprotect, dpo, fua, group)| {
+                    Cdb::CompareAndWrite {
+                        lba,
+                        blocks,
+                        wrprotect,
+                        dpo,
+                        fua,
+                        group,
+                    }
+                }),
+            range(TEN_SIXTEEN).prop_map(Cdb::SynchronizeCache),
+            range(TEN_SIXTEEN).prop_map(Cdb::PreFetch),
+            (
+                any::<bool>(),
+                0u8..16,
+                0u8..16,
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(
+                    |(immed, modifier, power_condition, no_flush, loej, start)| {
+                        Cdb::StartStopUnit {
+                            immed,
+                            modifier,
+                            power_condition,
+                            no_flush,
+                            loej,
+                            start,
+                        }
+                    }
+                ),
+            (0u8..4, any::<bool>(), any::<bool>(), any::<bool>(), 0u8..8).prop_map(
+                |(fmtpinfo, longlist, fmtdata, cmplst, defect_list_format)| Cdb::FormatUnit {
+                    fmtpinfo,
+                    longlist,
+                    fmtdata,
+                    cmplst,
+                    defect_list_format
+                }
+            ),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                0u8..8,
+                any::<u32>()
+            )
+                .prop_map(|(twelve, req_plist, req_glist, format, alloc_len)| {
+                    Cdb::ReadDefectData {
+                        size: if twelve {
+                            CdbSize::Twelve
+                        } else {
+                            CdbSize::Ten
+                        },
+                        req_plist,
+                        req_glist,
+                        format,
+                        alloc_len: if twelve {
+                            alloc_len
+                        } else {
+                            alloc_len & 0xffff
+                        },
+                    }
+                }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_every_command(cdb in any_cdb()) {
+            let raw = cdb.encode();
+            prop_assert_eq!(Cdb::decode(raw.as_bytes()), Ok(cdb));
+        }
+
+        #[test]
+        fn decode_never_panics_and_is_stable(bytes in proptest::collection::vec(any::<u8>(), 0..20)) {
+            if let Ok(cdb) = Cdb::decode(&bytes) {
+                prop_assert_eq!(Cdb::decode(cdb.encode().as_bytes()), Ok(cdb));
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_short_cdbs_with_a_field_pointer() {
+        let e = Cdb::decode(&[0x88, 0, 0]).unwrap_err();
+        assert_eq!(e.asc, Asc::INVALID_FIELD_IN_CDB);
+        assert_eq!(e.field.map(|f| f.byte), Some(3));
+    }
+
+    #[test]
+    fn every_table_row_decodes_from_zeroes() {
+        for row in table::COMMANDS {
+            let mut b = [0u8; 16];
+            b[0] = row.opcode;
+            if let Some(sa) = row.service_action {
+                b[1] = sa.to_be_bytes()[1];
+            }
+            let cdb = Cdb::decode(&b[..usize::from(row.cdb_len)])
+                .unwrap_or_else(|e| panic!("{}: {e:?}", row.name));
+            assert_eq!(&cdb.encode().as_bytes()[..1], &[row.opcode], "{}", row.name);
+        }
+    }
 }

@@ -1,4 +1,5 @@
 //! The SBC disk device model, command by command, with its error answers.
+#![allow(clippy::cast_possible_truncation)] // tests build CDB fields by hand
 
 mod common;
 

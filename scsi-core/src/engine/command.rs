@@ -36,7 +36,7 @@ impl RawCdb {
         }
         let mut out = Self::default();
         out.bytes[..bytes.len()].copy_from_slice(bytes);
-        out.len = bytes.len() as u8;
+        out.len = u8::try_from(bytes.len()).map_err(|_| CdbLengthError(bytes.len()))?;
         Ok(out)
     }
 
@@ -105,7 +105,7 @@ impl SenseBytes {
         debug_assert!(len <= MAX_SENSE_LEN);
         Self {
             bytes,
-            len: len as u8,
+            len: u8::try_from(len).unwrap_or(40),
         }
     }
 

@@ -7,7 +7,6 @@ use crate::sense::{Asc, Sense, SenseKey};
 
 use super::{
     check_protect, check_range, check_writable, usize_of, write_durable, write_flags, CHUNK_BYTES,
-    MAX_CAW_BLOCKS,
 };
 
 /// MISCOMPARE, MISCOMPARE DURING VERIFY OPERATION, with the offset of the
@@ -120,9 +119,6 @@ pub(crate) async fn compare_and_write(
     fua: bool,
 ) -> Outcome {
     check_protect(wrprotect)?;
-    if blocks > MAX_CAW_BLOCKS {
-        return Err(Sense::invalid_cdb_field(13, None));
-    }
     check_range(ctx, lba, u64::from(blocks))?;
     check_writable(ctx)?;
     if blocks == 0 {

@@ -57,18 +57,8 @@ fn device_identification(ctx: &Ctx<'_>) -> Vec<u8> {
     designator(&mut d, 2, 0, 1, &t10);
     if let Some(info) = ctx.target.nexus_info(ctx.nexus) {
         // Relative target port identifier (association: target port).
-        designator(
-            &mut d,
-            1,
-            1,
-            4,
-            &[
-                0,
-                0,
-                (info.relative_port >> 8) as u8,
-                info.relative_port as u8,
-            ],
-        );
+        let [hi, lo] = info.relative_port.to_be_bytes();
+        designator(&mut d, 1, 1, 4, &[0, 0, hi, lo]);
         if !info.target_port.is_empty() {
             designator(&mut d, 3, 1, 8, &name_string(&info.target_port));
         }

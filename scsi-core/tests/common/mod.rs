@@ -1,4 +1,5 @@
 //! Shared set-up for the device-model tests.
+#![allow(clippy::cast_possible_truncation)] // tests build CDB fields by hand
 #![allow(dead_code)]
 
 use std::sync::Arc;
