@@ -7,3 +7,4 @@
 //! toolchain, so each corpus is a regression suite for `cargo test`.
 
 pub mod scsi;
+pub mod tcmu;

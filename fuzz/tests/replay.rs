@@ -9,6 +9,7 @@ type Body = fn(&[u8]);
 const TARGETS: &[(&str, Body)] = &[
     ("cdb_decode", tgtkit_fuzz::scsi::cdb_decode),
     ("scsi_command", tgtkit_fuzz::scsi::scsi_command),
+    ("tcmu_ring", tgtkit_fuzz::tcmu::tcmu_ring),
 ];
 
 #[test]

@@ -85,6 +85,7 @@ check readcap16-last-lba grep -q "Last LBA=$((BLOCKS - 1)) " /tmp/cap16.txt
 check vpd-device-identification sh -c "sg_vpd -p di $SD | grep -qi 'designator type'"
 check block-device-size sh -c "[ \$(cat /sys/block/${SD#/dev/}/size) -eq $BLOCKS ]"
 
+if [ "${SKIP_FUNCTIONAL:-0}" != 1 ]; then
 # --- a filesystem on it --------------------------------------------------------
 check mkfs-ext4 mkfs.ext4 -q -F $SD
 mkdir -p /mnt/t
@@ -139,6 +140,8 @@ check netlink-reconfig-size-applied grep -q "device size changed" /tmp/handler.l
 sg_turs $SD1 > /tmp/ua.txt 2>&1
 check capacity-changed-unit-attention grep -qi "capacity data has changed" /tmp/ua.txt
 check ram-device-new-capacity sh -c "sg_readcap $SD1 | grep -q 'Last LBA=131071 '"
+
+fi # SKIP_FUNCTIONAL
 
 # --- libiscsi's test suite through SG_IO (reported, not counted) ---------------
 if [ "${SKIP_ISCSI_TEST:-0}" != 1 ]; then

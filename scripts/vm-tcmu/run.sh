@@ -22,7 +22,7 @@ work=$(mktemp -d /tmp/vm-tcmu.XXXXXX)
 TCMU_HANDLER="$target/release/tcmu-handler" bash "$here/build.sh" "$work"
 
 append="console=ttyS0 panic=-1 quiet rdinit=/init"
-for v in SKIP_PERF SKIP_ISCSI_TEST PERF_SECONDS ISCSI_TEST_TIMEOUT RUST_LOG; do
+for v in SKIP_PERF SKIP_ISCSI_TEST SKIP_FUNCTIONAL PERF_SECONDS ISCSI_TEST_TIMEOUT RUST_LOG; do
   [ -n "${!v:-}" ] && append="$append $v=${!v}"
 done
 set +e
