@@ -11,6 +11,8 @@
 //! | 4..6 | `cmd_head` (little endian, taken as is: may be invalid) |
 //! | 6.. | the command ring's bytes (4 KiB ring); with bit 1, what follows the ring is a netlink event: command byte, then `type: u16 LE, len: u8, payload` attributes |
 
+#![allow(clippy::cast_possible_truncation)] // the fuzzed ring's sizes are small constants
+
 use std::sync::atomic::Ordering;
 
 use tgtkit_scsi_core::status::Status;

@@ -229,7 +229,7 @@ async fn main() -> std::process::ExitCode {
                 });
             }
             Err(e) => {
-                tracing::warn!(%e, "no netlink: serving the devices present at start-up only")
+                tracing::warn!(%e, "no netlink: serving the devices present at start-up only");
             }
         }
     }

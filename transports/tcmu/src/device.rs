@@ -1,7 +1,7 @@
 //! Serving one TCMU device with the engine.
 //!
 //! [`RingServer`] is the runtime-agnostic core: it reads requests off a
-//! [`Ring`], runs each command on the engine with a [`DataBuffer`] over its
+//! [`Ring`], runs each command on the engine with a [`DataBuffer`](tgtkit_scsi_core::buffer::DataBuffer) over its
 //! iovecs in the data area (no copy), writes the answers back, and says
 //! when the kernel must be kicked (once per batch of completions). Task
 //! management notifications become engine task-management calls. It is
@@ -185,27 +185,21 @@ impl RingServer {
         self.inflight.len()
     }
 
-    fn start_command(&mut self, req: CmdRequest) -> Result<bool, DeviceError> {
+    fn start_command(&mut self, req: &CmdRequest) -> Result<bool, DeviceError> {
         let cmd_id = req.cmd_id;
-        let cdb = match RawCdb::new(req.cdb()) {
-            Ok(cdb) => cdb,
-            Err(_) => {
-                let sense = Sense::new(
-                    SenseKey::ILLEGAL_REQUEST,
-                    Asc::INVALID_COMMAND_OPERATION_CODE,
-                );
-                return self.answer(cmd_id, &Completion::failed(&sense));
-            }
+        let Ok(cdb) = RawCdb::new(req.cdb()) else {
+            let sense = Sense::new(
+                SenseKey::ILLEGAL_REQUEST,
+                Asc::INVALID_COMMAND_OPERATION_CODE,
+            );
+            return self.answer(cmd_id, &Completion::failed(&sense));
         };
         let memory = Arc::new(CmdMemory {
             _mem: Arc::clone(self.ring.memory()),
             release: Mutex::new(None),
         });
         let owner: Arc<dyn Any + Send + Sync> = memory.clone();
-        let data = self
-            .ring
-            .data_buffer(&req, owner)
-            .map_err(RingError::from)?;
+        let data = self.ring.data_buffer(req, owner).map_err(RingError::from)?;
         let buf_len = data.len();
         let target = Arc::clone(&self.target);
         let command = Command {
@@ -273,7 +267,7 @@ impl RingServer {
         let mut answered = false;
         while let Some(req) = self.ring.poll_request()? {
             match req {
-                Request::Cmd(cmd) => answered |= self.start_command(cmd)?,
+                Request::Cmd(cmd) => answered |= self.start_command(&cmd)?,
                 Request::Tmr(t) => self.start_tmr(t.tmr_type, &t.cmd_ids),
                 Request::Malformed { cmd_id, error } => {
                     self.stats.malformed.fetch_add(1, Ordering::Relaxed);

@@ -8,6 +8,8 @@
 //! reaps answers the way `tcmu_handle_completions` does. Tests drive a
 //! [`Ring`](crate::ring::Ring) against it.
 
+#![allow(clippy::cast_possible_truncation)] // the simulated ring's sizes are small by construction
+
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -49,6 +49,12 @@ use crate::abi::{
 };
 use crate::mem::{OutOfBounds, SharedMemory};
 
+/// `sizeof` the request part of a command entry (48) and of a TMR entry (32).
+#[allow(clippy::cast_possible_truncation)] // small constants
+const REQ_SIZE: u32 = std::mem::size_of::<RawCmdReq>() as u32;
+#[allow(clippy::cast_possible_truncation)] // small constants
+const TMR_SIZE: u32 = std::mem::size_of::<RawTmrEntry>() as u32;
+
 /// Size of `struct tcmu_cmd_entry`: the smallest CMD entry, and the room a
 /// response needs.
 pub const CMD_ENTRY_SIZE: u32 = 112;
@@ -591,7 +597,7 @@ impl Ring {
         let room = (len as usize - raw.len()) / 2;
         let count = (tmr.cmd_cnt() as usize).min(room);
         let mut ids = vec![0u8; count * 2];
-        self.ring_read(at + raw.len() as u32, &mut ids)?;
+        self.ring_read(at + TMR_SIZE, &mut ids)?;
         let cmd_ids = ids
             .chunks_exact(2)
             .map(|c| u16::from_ne_bytes([c[0], c[1]]))
@@ -632,7 +638,10 @@ impl Ring {
         let room = usize::try_from(entry_end - cdb_off).unwrap_or(0);
         let mut cdb = [0u8; MAX_CDB_LEN];
         let peek = room.min(MAX_CDB_LEN);
-        self.mem.read(cdb_off as usize, &mut cdb[..peek])?;
+        self.mem.read(
+            usize::try_from(cdb_off).unwrap_or(usize::MAX),
+            &mut cdb[..peek],
+        )?;
         let cdb_len = scsi_command_size(&cdb[..peek]);
         if cdb_len > MAX_CDB_LEN {
             return Ok(Err(EntryError::CdbTooLong(cdb_len)));
@@ -644,7 +653,7 @@ impl Ring {
         // Iovecs: copied out, each checked against the data area.
         let n = usize::try_from(count).unwrap_or(0);
         let mut iov_raw = vec![0u8; n * std::mem::size_of::<RawIovec>()];
-        self.ring_read(at + raw.len() as u32, &mut iov_raw)?;
+        self.ring_read(at + REQ_SIZE, &mut iov_raw)?;
         let data = self.data_area();
         let mut segments = Vec::with_capacity(n);
         for (index, chunk) in iov_raw
@@ -680,7 +689,7 @@ impl Ring {
             cmd_id,
             cdb,
             // cdb_len <= 32 was checked above.
-            cdb_len: cdb_len as u8,
+            cdb_len: u8::try_from(cdb_len).unwrap_or(0),
             segments,
         }))
     }
@@ -845,6 +854,7 @@ pub fn scsi_command_size(cdb: &[u8]) -> usize {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // test patterns wrap on purpose
 mod tests {
     use super::*;
     use crate::abi::RawIovec;
