@@ -17,19 +17,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tgtkit_scsi_core::engine::TargetConfig;
-use tgtkit_tcmu::device::{Device, Paths, Stats};
+use tgtkit_tcmu::device::{Device, DeviceError, Paths, Stats, Stopper};
 use tgtkit_tcmu::handler::{self, HandlerError, Handlers, SizedBackstore};
 use tgtkit_tcmu::netlink::{Event, Netlink, Reconfig};
 use tgtkit_tcmu::uio::{self, UioInfo};
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc;
 
 struct Running {
     info: UioInfo,
     backstore: Arc<SizedBackstore>,
     stats: Arc<Stats>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    stopper: Stopper,
+    thread: std::thread::JoinHandle<Result<(), DeviceError>>,
 }
 
 struct Handler {
@@ -57,25 +56,20 @@ impl Handler {
         };
         let backstore = Arc::clone(device.backstore());
         let stats = device.stats();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let name = key.clone();
-        let task = tokio::spawn(async move {
-            let stop = async {
-                let _ = stopped.await;
-            };
-            match device.serve(stop).await {
-                Ok(()) => tracing::info!(dev = %name, "device stopped"),
-                Err(e) => tracing::error!(dev = %name, %e, "device failed"),
-            }
-        });
+        // One thread per device, asleep in poll(2) on its UIO fd: a kernel
+        // signal reaches the ring without a hop through the async runtime.
+        let stopper = Stopper::new().map_err(|e| HandlerError::Open(Box::new(e)))?;
+        let thread = device
+            .spawn(stopper.clone())
+            .map_err(|e| HandlerError::Open(Box::new(e)))?;
         self.devices.insert(
             key,
             Running {
                 info,
                 backstore,
                 stats,
-                stop,
-                task,
+                stopper,
+                thread,
             },
         );
         Ok(())
@@ -83,8 +77,13 @@ impl Handler {
 
     async fn stop(&mut self, key: &str) -> Option<UioInfo> {
         let running = self.devices.remove(key)?;
-        let _ = running.stop.send(());
-        let _ = running.task.await;
+        running.stopper.stop();
+        let thread = running.thread;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(Ok(()))) => tracing::info!(dev = %key, "device stopped"),
+            Ok(Ok(Err(e))) => tracing::error!(dev = %key, %e, "device failed"),
+            _ => tracing::error!(dev = %key, "device thread panicked"),
+        }
         let s = &running.stats;
         let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
         tracing::info!(

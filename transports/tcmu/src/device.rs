@@ -350,15 +350,43 @@ impl RingServer {
         S: Stream<Item = ()> + Unpin,
     {
         let mut ended = stopping;
-        let mut fetch = !self.started;
-        self.started = true;
+        let mut signalled = false;
         while !ended {
             match Pin::new(&mut *signals).poll_next(cx) {
-                Poll::Ready(Some(())) => fetch = true,
+                Poll::Ready(Some(())) => signalled = true,
                 Poll::Ready(None) => ended = true,
                 Poll::Pending => break,
             }
         }
+        if signalled && ended && !stopping {
+            // The last signal before the stream ended still gets its fetch.
+            if let Poll::Ready(r) = self.step(cx, true, kick, false) {
+                return Poll::Ready(r);
+            }
+            signalled = false;
+        }
+        self.step(cx, signalled, kick, ended)
+    }
+
+    /// One round of work: with `signalled` (the kernel signalled the UIO
+    /// device, or this is the first round) read new requests; answer the
+    /// commands the engine finished; kick once if anything was answered.
+    /// With `stopping` no new request is read, and the round returns
+    /// `Ready` once no command is running. `cx`'s waker is woken when a
+    /// running command finishes.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError`] when the ring breaks or a kick fails.
+    pub fn step(
+        &mut self,
+        cx: &mut Context<'_>,
+        signalled: bool,
+        kick: &dyn Fn() -> io::Result<()>,
+        stopping: bool,
+    ) -> Poll<Result<(), DeviceError>> {
+        let fetch = signalled || !self.started;
+        self.started = true;
         let mut kick_due = false;
         if fetch && !stopping {
             kick_due |= self.fetch()?;
@@ -371,10 +399,101 @@ impl RingServer {
             self.stats.kicks.fetch_add(1, Ordering::Relaxed);
             kick()?;
         }
-        if ended && self.inflight.is_empty() {
+        if stopping && self.inflight.is_empty() {
             return Poll::Ready(Ok(()));
         }
         Poll::Pending
+    }
+}
+
+/// An eventfd that wakes a device thread (as a task waker and as a stop
+/// signal).
+struct EventFd(std::os::fd::OwnedFd);
+
+impl EventFd {
+    fn new() -> io::Result<Self> {
+        // SAFETY: plain syscall; the returned descriptor is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `fd` is a fresh descriptor nobody else owns.
+        Ok(Self(unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) }))
+    }
+
+    fn signal(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: writes 8 bytes from a live buffer to an eventfd we own; a
+        // full counter (EAGAIN) already means "signalled".
+        unsafe {
+            libc::write(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                one.as_ptr().cast(),
+                8,
+            );
+        }
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 8];
+        // SAFETY: reads 8 bytes into a live buffer from an eventfd we own
+        // (non-blocking: EAGAIN when not signalled).
+        unsafe {
+            libc::read(
+                std::os::fd::AsRawFd::as_raw_fd(&self.0),
+                buf.as_mut_ptr().cast(),
+                8,
+            );
+        }
+    }
+}
+
+impl std::task::Wake for EventFd {
+    fn wake(self: Arc<Self>) {
+        self.signal();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.signal();
+    }
+}
+
+/// Stops a device served with [`Device::serve_blocking`] or
+/// [`Device::spawn`]: running commands are answered first.
+#[derive(Clone)]
+pub struct Stopper {
+    flag: Arc<AtomicBool>,
+    wake: Arc<EventFd>,
+}
+
+impl std::fmt::Debug for Stopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Stopper")
+            .field("stopped", &self.flag.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+impl Stopper {
+    /// A stopper not yet triggered.
+    ///
+    /// # Errors
+    ///
+    /// If no eventfd can be created.
+    pub fn new() -> io::Result<Self> {
+        Ok(Self {
+            flag: Arc::new(AtomicBool::new(false)),
+            wake: Arc::new(EventFd::new()?),
+        })
+    }
+
+    /// Ask the device to stop.
+    pub fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.wake.signal();
+    }
+
+    fn stopped(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
     }
 }
 
@@ -526,6 +645,80 @@ impl Device {
         quit.store(true, Ordering::Release);
         let _ = waiter.join();
         result
+    }
+}
+
+impl Device {
+    /// Serve on the calling thread until `stopper` is triggered: the thread
+    /// sleeps in poll(2) on the UIO fd and an eventfd that the engine's
+    /// wake-ups and the stopper write, so a kernel signal reaches the ring
+    /// with no thread hop. Running commands are answered before returning.
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError`] when the ring breaks or the UIO device fails.
+    pub fn serve_blocking(mut self, stopper: &Stopper) -> Result<(), DeviceError> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let waker = std::task::Waker::from(Arc::clone(&stopper.wake));
+        let mut cx = Context::from_waker(&waker);
+        let uio = Arc::clone(&self.uio);
+        let kick = move || uio.kick();
+        let mut fds = [
+            libc::pollfd {
+                fd: self.uio.as_fd().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: stopper.wake.0.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        let mut signalled = true;
+        loop {
+            let stopping = stopper.stopped();
+            if let Poll::Ready(r) = self.server.step(&mut cx, signalled, &kick, stopping) {
+                return r;
+            }
+            for f in &mut fds {
+                f.revents = 0;
+            }
+            // SAFETY: two valid pollfds for descriptors that outlive the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e.into());
+                }
+            }
+            signalled = fds[0].revents & libc::POLLIN != 0;
+            if signalled {
+                self.uio.wait()?;
+            }
+            if fds[1].revents & libc::POLLIN != 0 {
+                stopper.wake.drain();
+            }
+        }
+    }
+
+    /// Serve on a new thread named after the device; stop it with
+    /// `stopper` and join the handle for the result.
+    ///
+    /// # Errors
+    ///
+    /// If the thread cannot be started.
+    pub fn spawn(self, stopper: Stopper) -> io::Result<JoinHandle<Result<(), DeviceError>>> {
+        let dev = self.uio.info().name.dev.clone();
+        std::thread::Builder::new()
+            .name(format!("tcmu-{dev}"))
+            .spawn(move || {
+                let result = self.serve_blocking(&stopper);
+                if let Err(e) = &result {
+                    tracing::error!(%dev, %e, "device stopped on an error");
+                }
+                result
+            })
     }
 }
 
