@@ -40,6 +40,7 @@ echo -n "dev_size=$SIZE" > $D/control
 echo -n "dev_config=file/$BACKING" > $D/control
 echo -n "hw_block_size=512" > $D/control
 echo 1 > $D/attrib/emulate_write_cache
+echo 1 > $D/attrib/tmr_notification
 echo 1 > $D/enable || { fail enable-user-device; finish; }
 check uio-device-present test -c /dev/uio0
 check uio-name-is-tcm-user grep -q "^tcm-user/0/dev0/file/$BACKING" /sys/class/uio/uio0/name
@@ -140,6 +141,20 @@ check netlink-reconfig-size-applied grep -q "device size changed" /tmp/handler.l
 sg_turs $SD1 > /tmp/ua.txt 2>&1
 check capacity-changed-unit-attention grep -qi "capacity data has changed" /tmp/ua.txt
 check ram-device-new-capacity sh -c "sg_readcap $SD1 | grep -q 'Last LBA=131071 '"
+echo 0 > $D1/attrib/emulate_write_cache
+check netlink-reconfig-write-cache grep -q "write cache changed.*write_cache=false" /tmp/handler.log
+rm $T/lun/lun_1/ram; rmdir $T/lun/lun_1
+rmdir $D1
+for i in $(seq 1 25); do grep -q "device released dev=0/dev1" /tmp/handler.log && break; sleep 0.2; done
+check netlink-removed-device-released grep -q "device released dev=0/dev1" /tmp/handler.log
+# A dev_config with no handler is refused, and the kernel fails the enable.
+D2=$C/core/user_0/dev2
+mkdir -p $D2
+echo -n "dev_size=$((8 * 1024 * 1024))" > $D2/control
+echo -n "dev_config=qcow//tmp/none.qcow2" > $D2/control
+if echo 1 > $D2/enable 2>/dev/null; then fail unknown-subtype-refused "enable succeeded"; else pass unknown-subtype-refused; fi
+check unknown-subtype-logged grep -q 'no handler for subtype "qcow"' /tmp/handler.log
+rmdir $D2 2>/dev/null
 
 fi # SKIP_FUNCTIONAL
 
@@ -187,6 +202,6 @@ kill -TERM $HANDLER
 for i in $(seq 1 50); do kill -0 $HANDLER 2>/dev/null || break; sleep 0.2; done
 wait $HANDLER; rc=$?
 check handler-clean-shutdown sh -c "[ $rc -eq 0 ] && grep -q 'shutting down' /tmp/handler.log"
-check handler-logged-no-errors sh -c "! grep -E ' ERROR ' /tmp/handler.log"
+check handler-logged-no-unexpected-errors sh -c "! grep -E ' ERROR ' /tmp/handler.log | grep -v 'refusing device'"
 echo "--- handler log (tail) ---"; tail -15 /tmp/handler.log
 finish

@@ -28,7 +28,7 @@ done
 set +e
 timeout "${VM_TIMEOUT:-1500}" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 \
   -nographic -no-reboot -kernel "$work/vmlinux" -initrd "$work/initrd.gz" \
-  -append "$append" < /dev/null 2>&1 | tr -d '\r' | tee "$work/console.log"
+  -append "$append" < /dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$work/console.log"
 set -e
 
 log="$work/console.log"
