@@ -8,7 +8,8 @@
 # under QEMU TCG, and counts the guest's checks (guest-init.sh). Prints
 # "N passed, N failed" and exits non-zero if any check failed or the guest
 # did not finish. iscsi-test-cu results and fio figures are printed, not
-# counted. Environment: SKIP_PERF=1, SKIP_ISCSI_TEST=1, PERF_SECONDS=N,
+# counted. Environment: SKIP_PERF=1, SKIP_ISCSI_TEST=1, SKIP_FUNCTIONAL=1,
+# PERF_SECONDS=N, ISCSI_SUITES="Inquiry ...", ISCSI_SUITE_TIMEOUT=s,
 # VM_TIMEOUT=seconds (default 1500), TGTKIT_VM_CACHE=dir, KEEP=1.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -22,7 +23,7 @@ work=$(mktemp -d /tmp/vm-tcmu.XXXXXX)
 TCMU_HANDLER="$target/release/tcmu-handler" bash "$here/build.sh" "$work"
 
 append="console=ttyS0 panic=-1 quiet rdinit=/init"
-for v in SKIP_PERF SKIP_ISCSI_TEST SKIP_FUNCTIONAL PERF_SECONDS ISCSI_TEST_TIMEOUT RUST_LOG; do
+for v in SKIP_PERF SKIP_ISCSI_TEST SKIP_FUNCTIONAL PERF_SECONDS ISCSI_SUITE_TIMEOUT RUST_LOG; do
   [ -n "${!v:-}" ] && append="$append $v=${!v}"
 done
 set +e
