@@ -168,7 +168,7 @@ if [ "${SKIP_ISCSI_TEST:-0}" != 1 ]; then
     rc=$?
     line=$(grep -E "^ +tests +[0-9]" /tmp/iscsi-$suite.txt | tail -1 | awk '{print "total=" $2, "ran=" $3, "passed=" $4, "failed=" $5}')
     echo "@@ISCSI SCSI.$suite rc=$rc ${line:-no-summary}"
-    grep -E "^ +Test: .*\.\.\.(FAILED|failed)" /tmp/iscsi-$suite.txt | sed "s/^ */@@ISCSI-FAIL SCSI.$suite /" | head -10
+    grep -E "FAILED|had failures|^ +[0-9]+\. " /tmp/iscsi-$suite.txt | sed "s/^ */@@ISCSI-FAIL SCSI.$suite /" | head -12
   done
 fi
 
