@@ -32,13 +32,14 @@ use tracing::{error, warn};
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::grant::{GrantAccess, GrantRef, MappedGrants, PersistentGrants};
 use crate::passthrough::{DataDirection, ScsiPassThrough};
 use crate::request::{
     decode_indirect_segments, decode_request, Abi, DecodeLimits, Operation, Request, RequestError,
     Response, RwKind, Segment, Status,
 };
 use crate::wire::{RawExtraRequest, RawExtraResponse, SECTOR_SIZE};
+use tgtkit_xen_ring::event::EventChannel;
+use tgtkit_xen_ring::grant::{GrantAccess, GrantError, GrantRef, MappedGrants, PersistentGrants};
 
 /// `BLKIF_EXTRA_TYPE_SCSI_CMD`: the extra slot carries a SCSI command.
 pub const EXTRA_TYPE_SCSI_CMD: u8 = 1;
@@ -76,18 +77,6 @@ impl Default for BackendConfig {
             extra_request: false,
         }
     }
-}
-
-/// The event channel of one ring, as the processor sees it.
-///
-/// `wait` must be cancel-safe: a kick that arrives while a `wait` future is
-/// dropped unresolved must still wake the next `wait` (keep a pending flag).
-pub trait EventChannel: Send + Sync {
-    /// Notify the frontend (responses are ready).
-    fn notify(&self);
-    /// Resolve when the frontend kicks (`true`) or the device is being
-    /// closed (`false`).
-    fn wait(&self) -> BoxFuture<'_, bool>;
 }
 
 /// Why a processor stopped.
@@ -433,7 +422,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
         if !rest.is_empty() {
             let m = MappedGrants::map(&self.grants, &rest, writable).map_err(|e| {
                 RequestError::GrantRefused(match e {
-                    crate::grant::GrantError::Refused(g) => g,
+                    GrantError::Refused(g) => g,
                     _ => rest[0],
                 })
             })?;
@@ -558,7 +547,13 @@ impl<G: GrantAccess> BlkifBackend<G> {
             self.check_range(sector, segs, count)?;
         }
         let buf = self.map_segments(segs, kind == RwKind::Read)?;
-        let offset = sector * SECTOR_SIZE;
+        // In range (checked above) whenever there is data; a flush without
+        // data ignores its sector_number.
+        let offset = if segs.is_empty() {
+            0
+        } else {
+            sector * SECTOR_SIZE
+        };
         let ordered = matches!(kind, RwKind::WriteBarrier | RwKind::Flush);
         Ok(async move {
             let r = match kind {
@@ -743,13 +738,19 @@ impl<G: GrantAccess> BlkifBackend<G> {
             if self.complete_ready() {
                 events.notify();
             }
+            if self.inflight.is_empty() && self.held.is_some() {
+                continue;
+            }
+            // Re-arm req_event before sleeping whenever we could take more
+            // requests, even with I/O in flight: a frontend only kicks when
+            // req_event says so (RING_FINAL_CHECK_FOR_REQUESTS, as blkback
+            // does after every batch).
+            let can_consume =
+                !self.ordered && self.held.is_none() && self.inflight.len() < self.max_in_flight;
+            if can_consume && self.ring.final_check_for_requests()? {
+                continue;
+            }
             if self.inflight.is_empty() {
-                if self.held.is_some() {
-                    continue;
-                }
-                if self.ring.final_check_for_requests()? {
-                    continue;
-                }
                 if !events.wait().await {
                     return Ok(());
                 }
