@@ -8,4 +8,5 @@
 
 pub mod iscsi;
 pub mod scsi;
+pub mod tcmu;
 pub mod xen;

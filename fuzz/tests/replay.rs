@@ -19,6 +19,7 @@ const TARGETS: &[(&str, Body)] = &[
     ),
     ("xen_ring_consumer", tgtkit_fuzz::xen::xen_ring_consumer),
     ("iscsi_pdu", tgtkit_fuzz::iscsi::iscsi_pdu),
+    ("tcmu_ring", tgtkit_fuzz::tcmu::tcmu_ring),
 ];
 
 #[test]
