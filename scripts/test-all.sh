@@ -18,4 +18,7 @@ cargo test --workspace --features "$(scripts/features.sh)" --no-fail-fast
 
 echo "== iSCSI conformance against real initiators (libiscsi, qemu-img)"
 bash scripts/conformance-iscsi.sh
+
+echo "== TCMU end to end against the Linux kernel in a QEMU VM"
+bash scripts/vm-tcmu/run.sh
 echo "== all tests passed"
