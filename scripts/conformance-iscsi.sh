@@ -37,7 +37,7 @@ cleanup() {
 trap cleanup EXIT
 truncate -s 1G "$work/lun0.img"
 
-"$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img" --lun ram:64M \
+"$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img,pbs=4096" --lun ram:64M \
     >"$work/target.out" 2>"$work/target.err" &
 pid=$!
 for _ in $(seq 1 100); do

@@ -1,8 +1,10 @@
 //! `--lun SPEC` and `USER:SECRET` flag parsing shared by the example targets.
 //!
 //! A LUN spec is `ram:SIZE`, `file:PATH` or `qcow2:PATH`, optionally
-//! followed by `,ro` for a read-only logical unit. SIZE is bytes with an
-//! optional `K`, `M`, `G` or `T` suffix (powers of 1024).
+//! followed by options: `,ro` for a read-only logical unit, `,pbs=BYTES` for
+//! a physical block larger than the 512-byte logical block (reported in
+//! READ CAPACITY(16)). SIZE is bytes with an optional `K`, `M`, `G` or `T`
+//! suffix (powers of 1024).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -30,6 +32,8 @@ pub struct LunSpec {
     pub kind: LunKind,
     /// `,ro`: the logical unit refuses writes.
     pub read_only: bool,
+    /// `,pbs=BYTES`: the physical block size, when larger than the logical.
+    pub physical_block_size: Option<u32>,
 }
 
 /// A malformed flag value.
@@ -76,23 +80,42 @@ impl FromStr for LunSpec {
     type Err = SpecError;
 
     fn from_str(s: &str) -> Result<Self, SpecError> {
-        let (body, opts) = match s.rsplit_once(',') {
-            Some((b, o)) if !o.contains(['/', ':']) => (b, Some(o)),
-            _ => (s, None),
-        };
-        let read_only = match opts {
-            None => false,
-            Some("ro") => true,
-            Some("rw") => false,
-            Some(o) => return Err(SpecError::Option(o.to_owned())),
-        };
+        let mut body = s;
+        let mut read_only = false;
+        let mut physical_block_size = None;
+        // Options are peeled off the end, so a path may contain commas.
+        while let Some((b, o)) = body.rsplit_once(',') {
+            if o.contains(['/', ':']) {
+                break;
+            }
+            match o {
+                "ro" => read_only = true,
+                "rw" => read_only = false,
+                _ => match o.strip_prefix("pbs=") {
+                    Some(n) => {
+                        let n = parse_size(n)?;
+                        let n = u32::try_from(n)
+                            .ok()
+                            .filter(|n| n.is_power_of_two() && *n >= 512)
+                            .ok_or_else(|| SpecError::Size(o.to_owned()))?;
+                        physical_block_size = Some(n);
+                    }
+                    None => return Err(SpecError::Option(o.to_owned())),
+                },
+            }
+            body = b;
+        }
         let kind = match body.split_once(':') {
             Some(("ram", size)) => LunKind::Ram(parse_size(size)?),
             Some(("file", path)) if !path.is_empty() => LunKind::File(path.into()),
             Some(("qcow2", path)) if !path.is_empty() => LunKind::Qcow2(path.into()),
             _ => return Err(SpecError::Kind(s.to_owned())),
         };
-        Ok(Self { kind, read_only })
+        Ok(Self {
+            kind,
+            read_only,
+            physical_block_size,
+        })
     }
 }
 
@@ -106,6 +129,9 @@ impl fmt::Display for LunSpec {
         if self.read_only {
             f.write_str(",ro")?;
         }
+        if let Some(pbs) = self.physical_block_size {
+            write!(f, ",pbs={pbs}")?;
+        }
         Ok(())
     }
 }
@@ -118,14 +144,17 @@ impl LunSpec {
     /// A message when the medium cannot be opened, or for `qcow2:` until
     /// the qcow2 backstore exists.
     pub fn open(&self, io_uring: bool) -> Result<Arc<dyn Backstore>, String> {
+        let pbs = self.physical_block_size.unwrap_or(512);
         match &self.kind {
             LunKind::Ram(size) => RamOptions::new()
                 .read_only(self.read_only)
+                .physical_block_size(pbs)
                 .build(*size)
                 .map(|b| Arc::new(b) as Arc<dyn Backstore>)
                 .map_err(|e| format!("ram:{size}: {e}")),
             LunKind::File(path) => FileOptions::new()
                 .read_only(self.read_only)
+                .physical_block_size(pbs)
                 .engine(if io_uring {
                     IoEngine::IoUring
                 } else {
@@ -175,16 +204,22 @@ mod tests {
             "ram:1G".parse::<LunSpec>().unwrap(),
             LunSpec {
                 kind: LunKind::Ram(1 << 30),
-                read_only: false
+                read_only: false,
+                physical_block_size: None,
             }
         );
         assert_eq!(
             "file:/tmp/a,b.img,ro".parse::<LunSpec>().unwrap(),
             LunSpec {
                 kind: LunKind::File("/tmp/a,b.img".into()),
-                read_only: true
+                read_only: true,
+                physical_block_size: None,
             }
         );
+        let spec: LunSpec = "file:/x.img,pbs=4K,ro".parse().unwrap();
+        assert_eq!(spec.physical_block_size, Some(4096));
+        assert!(spec.read_only);
+        assert_eq!(spec.to_string(), "file:/x.img,ro,pbs=4096");
         assert_eq!(parse_size("64K").unwrap(), 65536);
         assert_eq!("u:s:x".parse::<Credentials>().unwrap().secret, "s:x");
     }
@@ -196,6 +231,8 @@ mod tests {
         assert!("ram:1G,rx".parse::<LunSpec>().is_err());
         assert!("ram:99999999999T".parse::<LunSpec>().is_err());
         assert!("file:".parse::<LunSpec>().is_err());
+        assert!("ram:1G,pbs=1000".parse::<LunSpec>().is_err());
+        assert!("ram:1G,pbs=256".parse::<LunSpec>().is_err());
         assert!("nouser".parse::<Credentials>().is_err());
     }
 }

@@ -410,3 +410,23 @@ impl OrWriteCdb for [u8; 16] {
         self
     }
 }
+
+#[test]
+fn unmaps_with_write_same_and_no_data_out() {
+    let (_t, store, init) = disk();
+    assert_good(&init.send(&write16(20, 2), &[7; 1024]));
+    let mut ws = [0u8; 16];
+    ws[0] = 0x93;
+    ws[1] = 0x08;
+    ws[2..10].copy_from_slice(&20u64.to_be_bytes());
+    ws[10..14].copy_from_slice(&2u32.to_be_bytes());
+    assert_good(&init.send(&ws, &[]));
+    assert_eq!(store.contents(20 * 512, 1024), vec![0; 1024]);
+    // Without UNMAP the block is required.
+    ws[1] = 0;
+    assert_sense(
+        &init.send(&ws, &[]),
+        SenseKey::ILLEGAL_REQUEST,
+        Asc::PARAMETER_LIST_LENGTH_ERROR,
+    );
+}

@@ -112,6 +112,7 @@ async fn run(mut args: Args) -> Result<(), String> {
         args.luns.push(LunSpec {
             kind: LunKind::Ram(1 << 30),
             read_only: false,
+            physical_block_size: None,
         });
     }
     let target = Target::new(TargetConfig {

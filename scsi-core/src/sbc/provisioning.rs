@@ -35,7 +35,10 @@ pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
     let total = u64::from(ws.blocks) * ctx.block_size();
 
     let mut block = vec![0u8; bs];
-    let consumed = if ws.ndob {
+    // NDOB, or UNMAP with an empty data-out buffer (libiscsi sends WRITE
+    // SAME UNMAP without data and expects LIO's answer: the blocks are
+    // deallocated as if the block were zeroes).
+    let consumed = if ws.ndob || (ws.unmap && ctx.data.is_empty()) {
         0
     } else {
         if ctx.data.len() < bs {
