@@ -100,6 +100,9 @@ impl FromStr for LunSpec {
                             .ok_or_else(|| SpecError::Size(o.to_owned()))?;
                         physical_block_size = Some(n);
                     }
+                    // Not an option: part of a path with a comma in it, or
+                    // garbage the kind's own parser will refuse.
+                    None if body.starts_with("file:") || body.starts_with("qcow2:") => break,
                     None => return Err(SpecError::Option(o.to_owned())),
                 },
             }
