@@ -79,11 +79,11 @@ fn median_ns(mut f: impl FnMut(), rounds: usize, per_round: u32) -> f64 {
 fn benches(c: &mut Criterion) {
     let read = read16(0x1234, 8);
     c.bench_function("cdb_decode_read16", |b| {
-        b.iter(|| Cdb::decode(black_box(&read)))
+        b.iter(|| Cdb::decode(black_box(&read)));
     });
     let inquiry = [0x12u8, 1, 0x83, 0, 0xff, 0];
     c.bench_function("cdb_decode_inquiry_vpd", |b| {
-        b.iter(|| Cdb::decode(black_box(&inquiry)))
+        b.iter(|| Cdb::decode(black_box(&inquiry)));
     });
 
     let (target, cmd) = setup();

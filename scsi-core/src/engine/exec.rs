@@ -368,7 +368,7 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             pf,
             sp,
             param_len,
-        } => spc::mode::select(ctx, long, pf, sp, param_len),
+        } => spc::mode::select(ctx, long, pf, sp, param_len).await,
         Cdb::LogSense { .. } => spc::log_sense(ctx, cdb),
         Cdb::ReportLuns { select, alloc_len } => {
             let bytes = spc::report_luns_data(ctx.target, select, alloc_len)?;
