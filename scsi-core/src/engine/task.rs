@@ -191,7 +191,10 @@ impl TaskGuard {
             None => Ending::Completed,
         };
         drop(inner);
-        self.set.changed.notify(usize::MAX);
+        // As in `Drop`: wake waiters only when some wait.
+        if self.set.waiting.load(Ordering::SeqCst) > 0 {
+            self.set.changed.notify(usize::MAX);
+        }
         ending
     }
 
