@@ -1079,7 +1079,11 @@ impl Cdb {
                     put16(&mut b, 7, param_len);
                     10
                 } else {
-                    b[0] = if reserve { op::RESERVE_6 } else { op::RELEASE_6 };
+                    b[0] = if reserve {
+                        op::RESERVE_6
+                    } else {
+                        op::RELEASE_6
+                    };
                     6
                 }
             }

@@ -569,7 +569,18 @@ pub static COMMANDS: &[CommandDesc] = &[
         Read,
         PersistentReserveIn,
         ALLOWED,
-        [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
     ),
     row!(
         op::PERSISTENT_RESERVE_IN,
@@ -579,7 +590,18 @@ pub static COMMANDS: &[CommandDesc] = &[
         Read,
         PersistentReserveIn,
         ALLOWED,
-        [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
     ),
     row!(
         op::PERSISTENT_RESERVE_IN,
@@ -589,7 +611,18 @@ pub static COMMANDS: &[CommandDesc] = &[
         Read,
         PersistentReserveIn,
         ALLOWED,
-        [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
     ),
     row!(
         op::PERSISTENT_RESERVE_IN,
@@ -599,7 +632,18 @@ pub static COMMANDS: &[CommandDesc] = &[
         Read,
         PersistentReserveIn,
         ALLOWED,
-        [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
     ),
     row!(
         op::PERSISTENT_RESERVE_OUT,

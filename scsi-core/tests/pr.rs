@@ -74,15 +74,31 @@ fn rejects_bad_parameter_lists_with_field_pointers() {
     let a = init(&t, "iqn.2026-11.test:a");
     // SPC-4 §6.16.3: 24 bytes unless SPEC_I_PT.
     let o = a.send(&prout_cdb(REGISTER, 0, 20), &[0; 20]);
-    check(&o, SenseKey::ILLEGAL_REQUEST, Asc::PARAMETER_LIST_LENGTH_ERROR);
+    check(
+        &o,
+        SenseKey::ILLEGAL_REQUEST,
+        Asc::PARAMETER_LIST_LENGTH_ERROR,
+    );
     let o = a.send(&prout_cdb(REGISTER, 0, 28), &[0; 28]);
-    check(&o, SenseKey::ILLEGAL_REQUEST, Asc::PARAMETER_LIST_LENGTH_ERROR);
+    check(
+        &o,
+        SenseKey::ILLEGAL_REQUEST,
+        Asc::PARAMETER_LIST_LENGTH_ERROR,
+    );
     // Buffer shorter than the parameter list length.
     let o = a.send(&prout_cdb(REGISTER, 0, 24), &[0; 10]);
-    check(&o, SenseKey::ILLEGAL_REQUEST, Asc::PARAMETER_LIST_LENGTH_ERROR);
+    check(
+        &o,
+        SenseKey::ILLEGAL_REQUEST,
+        Asc::PARAMETER_LIST_LENGTH_ERROR,
+    );
     // APTPL without a store: PTPL_C is zero.
     let o = prout_params(&a, REGISTER, 0, &basic(0, 1, 0x01));
-    check(&o, SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_PARAMETER_LIST);
+    check(
+        &o,
+        SenseKey::ILLEGAL_REQUEST,
+        Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+    );
     let f = o.sense().unwrap().field.unwrap();
     assert_eq!((f.in_cdb, f.byte, f.bit), (false, 20, Some(0)));
     // SPEC_I_PT on anything but REGISTER.
@@ -199,7 +215,13 @@ fn accepts_access_rules_of_every_type() {
         assert_eq!(read_reservation(&a), Some((key, ty)));
         assert_eq!(read10(&a), Status::GOOD);
         assert_eq!(write10(&a), Status::GOOD);
-        let st = |ok: bool| if ok { Status::GOOD } else { Status::RESERVATION_CONFLICT };
+        let st = |ok: bool| {
+            if ok {
+                Status::GOOD
+            } else {
+                Status::RESERVATION_CONFLICT
+            }
+        };
         assert_eq!(read10(&b), st(rr), "type {ty} registered read");
         assert_eq!(write10(&b), st(rw), "type {ty} registered write");
         good(&prout(&b, REGISTER, 0, 0xb, 0));
@@ -285,8 +307,16 @@ fn accepts_release_rules() {
     good(&prout(&a, RELEASE, WE_RO, 1, 0));
     assert_eq!(read_reservation(&a), None);
     ua(&b, Asc::RESERVATIONS_RELEASED);
-    assert_eq!(c.run(&[0; 6], 0).status(), Status::GOOD, "c is not registered");
-    assert_eq!(a.run(&[0; 6], 0).status(), Status::GOOD, "not to the releaser");
+    assert_eq!(
+        c.run(&[0; 6], 0).status(),
+        Status::GOOD,
+        "c is not registered"
+    );
+    assert_eq!(
+        a.run(&[0; 6], 0).status(),
+        Status::GOOD,
+        "not to the releaser"
+    );
     // Releasing Write Exclusive raises nothing (SPC-4 §5.13.11.2.2).
     good(&prout(&a, RESERVE, WE, 1, 0));
     good(&prout(&a, RELEASE, WE, 1, 0));
@@ -333,7 +363,7 @@ fn accepts_preempt() {
     let f = o.sense().unwrap().field.unwrap();
     assert_eq!((f.in_cdb, f.byte), (false, 8));
     conflict(&prout(&c, PREEMPT, WE, 0, 1)); // unregistered
-    // Preempting the holder moves the reservation, with the new type.
+                                             // Preempting the holder moves the reservation, with the new type.
     good(&prout(&b, REGISTER, 0, 0, 2));
     good(&prout(&c, REGISTER, 0, 0, 3));
     good(&prout(&a, RESERVE, WE, 1, 0));
@@ -342,7 +372,7 @@ fn accepts_preempt() {
     assert_eq!(read_keys(&b).1, vec![2, 3]);
     ua(&a, Asc::REGISTRATIONS_PREEMPTED);
     ua(&c, Asc::RESERVATIONS_RELEASED); // the type changed
-    // Preempting a non-holder key leaves the reservation alone.
+                                        // Preempting a non-holder key leaves the reservation alone.
     good(&prout(&b, PREEMPT, EA_RO, 2, 3));
     assert_eq!(read_reservation(&b), Some((2, EA_RO)));
     ua(&c, Asc::REGISTRATIONS_PREEMPTED);
@@ -478,16 +508,29 @@ fn expected(name: &str) -> Option<[bool; 4]> {
     const R: [bool; 4] = [false, true, false, true];
     const W: [bool; 4] = [true, true, true, true];
     Some(match name {
-        "TEST UNIT READY" | "INQUIRY" | "REQUEST SENSE" | "REPORT LUNS" | "LOG SENSE"
-        | "READ CAPACITY(10)" | "READ CAPACITY(16)" | "PERSISTENT RESERVE IN" => A,
-        "MODE SENSE(6)" | "MODE SENSE(10)" | "REPORT SUPPORTED OPERATION CODES"
-        | "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS" | "GET LBA STATUS" => R,
-        n if n.starts_with("READ(") || n.starts_with("VERIFY") || n.starts_with("PRE-FETCH")
+        "TEST UNIT READY"
+        | "INQUIRY"
+        | "REQUEST SENSE"
+        | "REPORT LUNS"
+        | "LOG SENSE"
+        | "READ CAPACITY(10)"
+        | "READ CAPACITY(16)"
+        | "PERSISTENT RESERVE IN" => A,
+        "MODE SENSE(6)"
+        | "MODE SENSE(10)"
+        | "REPORT SUPPORTED OPERATION CODES"
+        | "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS"
+        | "GET LBA STATUS" => R,
+        n if n.starts_with("READ(")
+            || n.starts_with("VERIFY")
+            || n.starts_with("PRE-FETCH")
             || n.starts_with("READ DEFECT DATA") =>
         {
             R
         }
-        n if n.starts_with("WRITE") || n.starts_with("SYNCHRONIZE CACHE") || n.starts_with("MODE SELECT") =>
+        n if n.starts_with("WRITE")
+            || n.starts_with("SYNCHRONIZE CACHE")
+            || n.starts_with("MODE SELECT") =>
         {
             W
         }
@@ -507,7 +550,8 @@ fn accepts_every_conflict_table_row_under_every_type() {
             ) {
                 continue; // their handlers decide; tested above and below
             }
-            let want = expected(row.name).unwrap_or_else(|| panic!("no reference for {}", row.name));
+            let want =
+                expected(row.name).unwrap_or_else(|| panic!("no reference for {}", row.name));
             let t = target();
             let holder = init(&t, "iqn.2026-11.test:holder");
             let reg = init(&t, "iqn.2026-11.test:reg");
@@ -539,8 +583,18 @@ fn accepts_every_conflict_table_row_under_every_type() {
                 buf.status() == Status::RESERVATION_CONFLICT
             };
             assert!(!run(&holder), "{} from the holder under {ty}", row.name);
-            assert_eq!(run(&reg), column(ro_ar), "{} registered under {ty}", row.name);
-            assert_eq!(run(&unreg), column(false), "{} unregistered under {ty}", row.name);
+            assert_eq!(
+                run(&reg),
+                column(ro_ar),
+                "{} registered under {ty}",
+                row.name
+            );
+            assert_eq!(
+                run(&unreg),
+                column(false),
+                "{} unregistered under {ty}",
+                row.name
+            );
             rows += 1;
         }
     }
@@ -634,30 +688,52 @@ fn accepts_reserve6_between_two_initiators() {
     assert_eq!(release6(&b), Status::GOOD, "a no-op");
     let mode_sense = [0x1a, 0, 0x3f, 0, 0xff, 0];
     assert_eq!(a.run(&mode_sense, 255).status(), Status::GOOD);
-    assert_eq!(b.run(&mode_sense, 255).status(), Status::RESERVATION_CONFLICT);
+    assert_eq!(
+        b.run(&mode_sense, 255).status(),
+        Status::RESERVATION_CONFLICT
+    );
     // SPC-2 §5.5.1: INQUIRY, REPORT LUNS, REQUEST SENSE still pass.
     assert_eq!(b.run(&[0x12, 0, 0, 0, 36, 0], 36).status(), Status::GOOD);
-    assert_eq!(b.run(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], 256).status(), Status::GOOD);
+    assert_eq!(
+        b.run(&[0xa0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0], 256)
+            .status(),
+        Status::GOOD
+    );
     assert_eq!(b.run(&[0x03, 0, 0, 0, 18, 0], 18).status(), Status::GOOD);
     // PERSISTENT RESERVE IN/OUT conflict with another nexus's RESERVE.
-    assert_eq!(b.run(&prin_cdb(0, 64), 64).status(), Status::RESERVATION_CONFLICT);
+    assert_eq!(
+        b.run(&prin_cdb(0, 64), 64).status(),
+        Status::RESERVATION_CONFLICT
+    );
     conflict(&prout(&b, REGISTER, 0, 0, 1));
     assert_eq!(release6(&a), Status::GOOD);
     assert_eq!(reserve6(&b), Status::GOOD);
     assert_eq!(release6(&b), Status::GOOD);
     // RESERVE(10)/RELEASE(10) too; third-party forms are refused.
-    assert_eq!(a.run(&[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0).status(), Status::GOOD);
-    assert_eq!(b.run(&[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0).status(), Status::RESERVATION_CONFLICT);
+    assert_eq!(
+        a.run(&[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0).status(),
+        Status::GOOD
+    );
+    assert_eq!(
+        b.run(&[0x56, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0).status(),
+        Status::RESERVATION_CONFLICT
+    );
     let o = a.run(&[0x56, 0x10, 0, 0, 0, 0, 0, 0, 0, 0], 0);
     check(&o, SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_CDB);
-    assert_eq!(a.run(&[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0).status(), Status::GOOD);
+    assert_eq!(
+        a.run(&[0x57, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0).status(),
+        Status::GOOD
+    );
     assert_eq!(reserve6(&b), Status::GOOD);
 }
 
 #[test]
 fn releases_reserve6_on_nexus_loss_and_resets() {
     use tgtkit_scsi_core::engine::TmFunction;
-    let block = |f: &mut dyn FnMut(&Arc<tgtkit_scsi_core::engine::Target>, &tgtkit_scsi_core::test_utils::Initiator)| {
+    let block = |f: &mut dyn FnMut(
+        &Arc<tgtkit_scsi_core::engine::Target>,
+        &tgtkit_scsi_core::test_utils::Initiator,
+    )| {
         let t = target();
         let a = init(&t, "iqn.2026-11.test:a");
         let b = init(&t, "iqn.2026-11.test:b");
@@ -668,7 +744,11 @@ fn releases_reserve6_on_nexus_loss_and_resets() {
         assert_eq!(reserve6(&b), Status::GOOD);
     };
     block(&mut |t, a| t.remove_nexus(a.nexus));
-    for f in [TmFunction::LogicalUnitReset, TmFunction::TargetReset, TmFunction::ITNexusReset] {
+    for f in [
+        TmFunction::LogicalUnitReset,
+        TmFunction::TargetReset,
+        TmFunction::ITNexusReset,
+    ] {
         block(&mut |t, a| {
             let r = futures::executor::block_on(t.task_management(a.nexus, a.lun, f));
             assert_eq!(r, tgtkit_scsi_core::engine::TmfResponse::Complete);

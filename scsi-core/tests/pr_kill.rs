@@ -11,15 +11,15 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use tgtkit_scsi_core::pr::{
-    FilePrStore, ItNexusIdentity, PrState, PrStore, PrType, Registration, Reservation,
-    TransportId,
+    FilePrStore, ItNexusIdentity, PrState, PrStore, PrType, Registration, Reservation, TransportId,
 };
 
 const RUNS: u64 = 40;
 
 /// The state the writer saves as its `n`th version.
 fn version(n: u64) -> PrState {
-    let who = |i: u64| TransportId::from_iscsi_port_name(&format!("iqn.2026-11.test:n{i},i,0x{i:012x}"));
+    let who =
+        |i: u64| TransportId::from_iscsi_port_name(&format!("iqn.2026-11.test:n{i},i,0x{i:012x}"));
     let count = n % 9 + 1;
     PrState {
         generation: 0,
@@ -81,12 +81,19 @@ fn survives_kill_at_random_moments() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        seed = seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         std::thread::sleep(Duration::from_micros(5_000 + (seed >> 33) % 60_000));
         child.kill().unwrap();
         child.wait().unwrap();
         let mut text = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut text).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
         let reported = text
             .lines()
             .filter_map(|l| {
@@ -100,7 +107,10 @@ fn survives_kill_at_random_moments() {
             .load()
             .unwrap_or_else(|e| panic!("run {run}: state unreadable after kill: {e}"))
             .unwrap_or_else(|| panic!("run {run}: state vanished"));
-        let n = state.registrations.first().map_or(u64::MAX, |r| r.key / 1000);
+        let n = state
+            .registrations
+            .first()
+            .map_or(u64::MAX, |r| r.key / 1000);
         assert_eq!(state, version(n), "run {run}: not a saved version");
         assert!(
             n == reported || n == reported + 1,
@@ -110,5 +120,8 @@ fn survives_kill_at_random_moments() {
     }
     std::fs::remove_dir_all(&base).unwrap();
     // The kills must land while the writer is busy, or this proves nothing.
-    assert!(max_seen > 0, "the writer never saved anything before a kill");
+    assert!(
+        max_seen > 0,
+        "the writer never saved anything before a kill"
+    );
 }

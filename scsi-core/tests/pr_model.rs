@@ -18,14 +18,41 @@ const N: usize = 3;
 
 #[derive(Debug, Clone)]
 enum Op {
-    Register { n: usize, key: u64, sa_key: u64 },
-    RegisterIgnore { n: usize, sa_key: u64 },
-    Reserve { n: usize, key: u64, ty: u8 },
-    Release { n: usize, key: u64, ty: u8 },
-    Clear { n: usize, key: u64 },
-    Preempt { n: usize, key: u64, sa_key: u64, ty: u8 },
-    Read { n: usize },
-    Write { n: usize },
+    Register {
+        n: usize,
+        key: u64,
+        sa_key: u64,
+    },
+    RegisterIgnore {
+        n: usize,
+        sa_key: u64,
+    },
+    Reserve {
+        n: usize,
+        key: u64,
+        ty: u8,
+    },
+    Release {
+        n: usize,
+        key: u64,
+        ty: u8,
+    },
+    Clear {
+        n: usize,
+        key: u64,
+    },
+    Preempt {
+        n: usize,
+        key: u64,
+        sa_key: u64,
+        ty: u8,
+    },
+    Read {
+        n: usize,
+    },
+    Write {
+        n: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,11 +271,10 @@ impl Model {
                 if sa_key == 0 {
                     self.regs.retain(|r| r.0 != n);
                     match self.res {
-                        Some((_, t)) if all_reg(t) => {
-                            if self.regs.is_empty() {
-                                self.res = None;
-                            }
+                        Some((_, t)) if all_reg(t) && self.regs.is_empty() => {
+                            self.res = None;
                         }
+                        Some((_, t)) if all_reg(t) => {}
                         Some((h, t)) if h == n => {
                             self.res = None;
                             if t == WE_RO || t == EA_RO {

@@ -144,7 +144,10 @@ fn accepts_abort_task_for_one_task_only() {
     let mut f2 = pin!(t.execute(c2));
     assert!(poll_once(f1.as_mut()).is_pending());
     assert!(poll_once(f2.as_mut()).is_pending());
-    assert_eq!(tmf(&t, &a, TmFunction::AbortTask { tag: tag1 }), TmfResponse::Complete);
+    assert_eq!(
+        tmf(&t, &a, TmFunction::AbortTask { tag: tag1 }),
+        TmfResponse::Complete
+    );
     // Nothing is sent for it after the TMF response, even once the I/O
     // could finish (SAM-5 §7.2).
     store.open();
@@ -226,7 +229,10 @@ fn accepts_logical_unit_reset() {
         assert!(poll_once(fa.as_mut()).is_pending());
         assert!(poll_once(fb.as_mut()).is_pending());
         assert!(poll_once(fb1.as_mut()).is_pending());
-        assert_eq!(tmf(&t, &a, TmFunction::LogicalUnitReset), TmfResponse::Complete);
+        assert_eq!(
+            tmf(&t, &a, TmFunction::LogicalUnitReset),
+            TmfResponse::Complete
+        );
         silent(poll_once(fa.as_mut()));
         if tas {
             task_aborted_status(poll_once(fb.as_mut()));
@@ -298,27 +304,54 @@ fn accepts_query_task_query_task_set_and_query_async_event() {
     let a = init(&t, "iqn.2026-11.test:a");
     let b = init(&t, "iqn.2026-11.test:b");
     assert_eq!(tmf(&t, &a, TmFunction::QueryTaskSet), TmfResponse::Complete);
-    assert_eq!(tmf(&t, &a, TmFunction::QueryTask { tag: 99 }), TmfResponse::Complete);
+    assert_eq!(
+        tmf(&t, &a, TmFunction::QueryTask { tag: 99 }),
+        TmfResponse::Complete
+    );
     let (ca, _) = read_cmd(&a);
     let tag = ca.tag;
     let mut fa = pin!(t.execute(ca));
     assert!(poll_once(fa.as_mut()).is_pending());
     // SAM-5 §7.8, §7.9: FUNCTION SUCCEEDED while the task exists.
-    assert_eq!(tmf(&t, &a, TmFunction::QueryTask { tag }), TmfResponse::Succeeded);
-    assert_eq!(tmf(&t, &a, TmFunction::QueryTaskSet), TmfResponse::Succeeded);
-    assert_eq!(tmf(&t, &b, TmFunction::QueryTask { tag }), TmfResponse::Complete);
+    assert_eq!(
+        tmf(&t, &a, TmFunction::QueryTask { tag }),
+        TmfResponse::Succeeded
+    );
+    assert_eq!(
+        tmf(&t, &a, TmFunction::QueryTaskSet),
+        TmfResponse::Succeeded
+    );
+    assert_eq!(
+        tmf(&t, &b, TmFunction::QueryTask { tag }),
+        TmfResponse::Complete
+    );
     assert_eq!(tmf(&t, &b, TmFunction::QueryTaskSet), TmfResponse::Complete);
     store.open();
     assert_eq!(block_on(fa).status, Status::GOOD);
-    assert_eq!(tmf(&t, &a, TmFunction::QueryTask { tag }), TmfResponse::Complete);
+    assert_eq!(
+        tmf(&t, &a, TmFunction::QueryTask { tag }),
+        TmfResponse::Complete
+    );
     // SAM-5 §7.7: a pending unit attention makes QUERY ASYNCHRONOUS EVENT
     // succeed, without clearing it.
-    assert_eq!(tmf(&t, &b, TmFunction::QueryAsyncEvent), TmfResponse::Complete);
+    assert_eq!(
+        tmf(&t, &b, TmFunction::QueryAsyncEvent),
+        TmfResponse::Complete
+    );
     set_tas(&a, true); // MODE PARAMETERS CHANGED for b
-    assert_eq!(tmf(&t, &b, TmFunction::QueryAsyncEvent), TmfResponse::Succeeded);
-    assert_eq!(tmf(&t, &b, TmFunction::QueryAsyncEvent), TmfResponse::Succeeded);
+    assert_eq!(
+        tmf(&t, &b, TmFunction::QueryAsyncEvent),
+        TmfResponse::Succeeded
+    );
+    assert_eq!(
+        tmf(&t, &b, TmFunction::QueryAsyncEvent),
+        TmfResponse::Succeeded
+    );
     ua(&b, Asc::MODE_PARAMETERS_CHANGED);
-    assert_eq!(tmf(&t, &b, TmFunction::QueryAsyncEvent), TmfResponse::Complete);
+    assert_eq!(
+        tmf(&t, &b, TmFunction::QueryAsyncEvent),
+        TmfResponse::Complete
+    );
 }
 
 #[test]

@@ -49,7 +49,10 @@ fn accepts_request_sense_as_the_report() {
     let o = a.run(&[0x03, 0, 0, 0, 252, 0], 252);
     assert_eq!(o.status(), Status::GOOD);
     let s = Sense::decode(&o.data).unwrap();
-    assert_eq!((s.key, s.asc), (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET));
+    assert_eq!(
+        (s.key, s.asc),
+        (SenseKey::UNIT_ATTENTION, Asc::POWER_ON_RESET)
+    );
     none(&a); // cleared by REQUEST SENSE
     let o = a.run(&[0x03, 0, 0, 0, 252, 0], 252);
     assert_eq!(Sense::decode(&o.data).unwrap().key, SenseKey::NO_SENSE);
@@ -86,7 +89,11 @@ fn reports_oldest_first_and_resets_supersede() {
     none(&a);
     b.clear_unit_attentions();
     set_tas(&b, false);
-    let r = futures::executor::block_on(t.task_management(b.nexus, b.lun, TmFunction::LogicalUnitReset));
+    let r = futures::executor::block_on(t.task_management(
+        b.nexus,
+        b.lun,
+        TmFunction::LogicalUnitReset,
+    ));
     assert_eq!(r, tgtkit_scsi_core::engine::TmfResponse::Complete);
     // SAM-5 §5.14: the reset condition replaces what was pending before it.
     ua(&a, Asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED);

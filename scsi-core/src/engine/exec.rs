@@ -11,9 +11,9 @@ use crate::engine::lu::{LogicalUnit, LuState};
 use crate::engine::task::Ending;
 use crate::engine::{Command, NexusId, Residual, Response, Target, TmFunction, TmfResponse};
 use crate::lun::Lun;
+use crate::pr::Refusal;
 use crate::sense::{Asc, Sense, SenseFormat};
 use crate::status::Status;
-use crate::pr::Refusal;
 use crate::table::{self, CommandDesc, Handler};
 use crate::{sbc, spc};
 
@@ -295,8 +295,7 @@ impl Target {
                 // SAM-5 §6.3.2: every task is aborted; those of other
                 // nexuses report TASK ABORTED when TAS is set.
                 let tas = lu.state().mode.tas;
-                lu.tasks
-                    .abort_matching(|_, _| true, |n| tas && n != nexus);
+                lu.tasks.abort_matching(|_, _| true, |n| tas && n != nexus);
                 let asc = if function == TmFunction::TargetReset {
                     Asc::POWER_ON_RESET
                 } else {

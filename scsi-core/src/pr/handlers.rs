@@ -35,15 +35,13 @@ fn param_field(byte: usize, bit: Option<u8>) -> Refusal {
 
 /// The identity of the nexus running the command.
 pub(crate) fn me(ctx: &Ctx<'_>) -> ItNexusIdentity {
-    ctx.target
-        .nexus_info(ctx.nexus)
-        .map_or_else(
-            || ItNexusIdentity {
-                initiator: TransportId::Other(Vec::new()),
-                relative_port: 0,
-            },
-            |info| crate::pr::identity_of(&info),
-        )
+    ctx.target.nexus_info(ctx.nexus).map_or_else(
+        || ItNexusIdentity {
+            initiator: TransportId::Other(Vec::new()),
+            relative_port: 0,
+        },
+        |info| crate::pr::identity_of(&info),
+    )
 }
 
 /// Parse TransportIDs filling `b` exactly; `base` is the offset of `b` in
@@ -186,26 +184,20 @@ pub(crate) async fn prout(
         // tasks end as SAM-5 §5.6 says for tasks aborted by another nexus.
         lu.abort_for_other(ctx.nexus, |n| aborted.contains(&n));
     }
-    Ok(Xfer {
-        len,
-        wanted: len,
-    })
+    Ok(Xfer { len, wanted: len })
 }
 
 fn header(generation: u32, additional: usize) -> Vec<u8> {
     let mut d = Vec::with_capacity(8 + additional);
     d.extend_from_slice(&generation.to_be_bytes());
-    d.extend_from_slice(
-        &u32::try_from(additional)
-            .unwrap_or(u32::MAX)
-            .to_be_bytes(),
-    );
+    d.extend_from_slice(&u32::try_from(additional).unwrap_or(u32::MAX).to_be_bytes());
     d
 }
 
 /// PERSISTENT RESERVE IN.
 pub(crate) fn prin(ctx: &Ctx<'_>, service_action: u8, alloc_len: u16) -> Result<Xfer, Refusal> {
-    let (pr, aptpl_capable): (PrState, bool) = (ctx.lu.state().pr.clone(), ctx.lu.pr_store.is_some());
+    let (pr, aptpl_capable): (PrState, bool) =
+        (ctx.lu.state().pr.clone(), ctx.lu.pr_store.is_some());
     let data = match u16::from(service_action) {
         0x00 => {
             // READ KEYS (SPC-4 §6.15.2).
@@ -256,15 +248,15 @@ pub(crate) fn prin(ctx: &Ctx<'_>, service_action: u8, alloc_len: u16) -> Result<
                 body.extend_from_slice(&[0; 4]);
                 body.push(u8::from(r.all_tg_pt) << 1 | u8::from(holder));
                 body.push(if holder {
-                    pr.reservation.as_ref().map_or(0, |res| res.pr_type.0 & 0x0f)
+                    pr.reservation
+                        .as_ref()
+                        .map_or(0, |res| res.pr_type.0 & 0x0f)
                 } else {
                     0
                 });
                 body.extend_from_slice(&[0; 4]);
                 body.extend_from_slice(&r.relative_port.to_be_bytes());
-                body.extend_from_slice(
-                    &u32::try_from(tid.len()).unwrap_or(0).to_be_bytes(),
-                );
+                body.extend_from_slice(&u32::try_from(tid.len()).unwrap_or(0).to_be_bytes());
                 body.extend_from_slice(&tid);
             }
             let mut d = header(pr.generation, body.len());

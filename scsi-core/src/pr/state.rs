@@ -330,8 +330,9 @@ impl PrState {
                             add.push(reg);
                         }
                         if s.registrations.len() + add.len() > MAX_REGISTRATIONS {
-                            return Err(Sense::illegal(Asc::INSUFFICIENT_REGISTRATION_RESOURCES)
-                                .into());
+                            return Err(
+                                Sense::illegal(Asc::INSUFFICIENT_REGISTRATION_RESOURCES).into()
+                            );
                         }
                         s.registrations.extend(add);
                     }
@@ -375,7 +376,9 @@ impl PrState {
                     return Ok((s, fx));
                 }
                 if req.scope != 0 || req.pr_type != r.pr_type {
-                    return Err(Sense::illegal(Asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION).into());
+                    return Err(
+                        Sense::illegal(Asc::INVALID_RELEASE_OF_PERSISTENT_RESERVATION).into(),
+                    );
                 }
                 s.reservation = None;
                 if r.pr_type.registrants_only() || r.pr_type.all_registrants() {
@@ -485,8 +488,9 @@ impl PrState {
                     Some(j) => s.registrations[j].key = req.sa_key,
                     None => {
                         if s.registrations.len() >= MAX_REGISTRATIONS {
-                            return Err(Sense::illegal(Asc::INSUFFICIENT_REGISTRATION_RESOURCES)
-                                .into());
+                            return Err(
+                                Sense::illegal(Asc::INSUFFICIENT_REGISTRATION_RESOURCES).into()
+                            );
                         }
                         s.registrations.push(Registration {
                             key: req.sa_key,

@@ -198,11 +198,8 @@ impl TransportId {
                         let at = lower
                             .find(",i,0x")
                             .ok_or(TransportIdError::InvalidField { offset: 4 })?;
-                        let isid = normalise_isid(&lower[at + 3..]).ok_or(
-                            TransportIdError::InvalidField {
-                                offset: 4 + at + 5,
-                            },
-                        )?;
+                        let isid = normalise_isid(&lower[at + 3..])
+                            .ok_or(TransportIdError::InvalidField { offset: 4 + at + 5 })?;
                         if at == 0 {
                             return Err(TransportIdError::InvalidField { offset: 4 });
                         }
@@ -267,7 +264,10 @@ impl TransportId {
     pub fn matches(&self, port: &TransportId) -> bool {
         match (self, port) {
             (
-                Self::Iscsi { name: a, isid: None },
+                Self::Iscsi {
+                    name: a,
+                    isid: None,
+                },
                 Self::Iscsi { name: b, .. },
             ) => a.eq_ignore_ascii_case(b),
             (
@@ -291,18 +291,23 @@ mod tests {
 
     #[test]
     fn accepts_iscsi_with_and_without_isid() {
-        let with = TransportId::from_iscsi_port_name("IQN.1993-08.org.debian:01:abc,i,0x23d000000001");
+        let with =
+            TransportId::from_iscsi_port_name("IQN.1993-08.org.debian:01:abc,i,0x23d000000001");
         let bytes = with.encode();
         assert_eq!(bytes[0], 0x45); // format 01b, protocol 5h (SPC-4 table 375)
         assert_eq!(bytes.len() % 4, 0);
-        assert_eq!(TransportId::parse(&bytes).unwrap(), (with.clone(), bytes.len()));
+        assert_eq!(
+            TransportId::parse(&bytes).unwrap(),
+            (with.clone(), bytes.len())
+        );
         let name_only = TransportId::from_iscsi_port_name("iqn.1993-08.org.debian:01:abc");
         let nb = name_only.encode();
         assert_eq!(nb[0], 0x05);
         assert_eq!(nb.len(), 36); // 4 + (29 name bytes + NUL, padded to 32)
         assert!(name_only.matches(&with));
         assert!(!with.matches(&name_only));
-        let other_port = TransportId::from_iscsi_port_name("iqn.1993-08.org.debian:01:abc,i,0x23d000000002");
+        let other_port =
+            TransportId::from_iscsi_port_name("iqn.1993-08.org.debian:01:abc,i,0x23d000000002");
         assert!(!with.matches(&other_port));
         assert!(name_only.matches(&other_port));
     }
@@ -312,8 +317,8 @@ mod tests {
         for (proto, range) in [(0u8, 8..16), (6, 4..12), (4, 8..24)] {
             let mut t = [0u8; 24];
             t[0] = proto;
-            for (i, b) in t[range.clone()].iter_mut().enumerate() {
-                *b = i as u8 + 1;
+            for (i, b) in (1u8..).zip(t[range.clone()].iter_mut()) {
+                *b = i;
             }
             let (id, len) = TransportId::parse(&t).unwrap();
             assert_eq!(len, 24);
@@ -324,7 +329,10 @@ mod tests {
     #[test]
     fn rejects_malformed() {
         assert_eq!(TransportId::parse(&[]), Err(TransportIdError::Truncated));
-        assert_eq!(TransportId::parse(&[0; 10]), Err(TransportIdError::Truncated));
+        assert_eq!(
+            TransportId::parse(&[0; 10]),
+            Err(TransportIdError::Truncated)
+        );
         // iSCSI, additional length not a multiple of 4.
         assert!(matches!(
             TransportId::parse(&[0x05, 0, 0, 5, b'a', 0, 0, 0, 0]),

@@ -30,7 +30,10 @@ pub const REPLACE_LOST: u8 = 8;
 pub fn target_with(config: impl FnOnce(LuConfig) -> LuConfig) -> Arc<Target> {
     let target = Target::new(TargetConfig::default());
     target
-        .add_lun(0, config(LuConfig::new(Arc::new(MemBackstore::new(1024, 512)))))
+        .add_lun(
+            0,
+            config(LuConfig::new(Arc::new(MemBackstore::new(1024, 512)))),
+        )
         .unwrap();
     target
 }
@@ -47,7 +50,12 @@ pub fn init(t: &Arc<Target>, name: &str) -> Initiator {
 }
 
 /// An initiator on a nexus with explicit identity.
-pub fn init_on(t: &Arc<Target>, port: &str, relative_port: u16, transport_id: Vec<u8>) -> Initiator {
+pub fn init_on(
+    t: &Arc<Target>,
+    port: &str,
+    relative_port: u16,
+    transport_id: Vec<u8>,
+) -> Initiator {
     let mut i = Initiator::new(t, "iqn.2026-11.test:placeholder");
     t.remove_nexus(i.nexus);
     i.nexus = t.add_nexus(NexusInfo {
@@ -132,7 +140,8 @@ pub fn read10(i: &Initiator) -> Status {
 }
 
 pub fn write10(i: &Initiator) -> Status {
-    i.send(&[0x2a, 0, 0, 0, 0, 1, 0, 0, 1, 0], &[0x5a; 512]).status()
+    i.send(&[0x2a, 0, 0, 0, 0, 1, 0, 0, 1, 0], &[0x5a; 512])
+        .status()
 }
 
 pub fn reserve6(i: &Initiator) -> Status {
