@@ -9,6 +9,8 @@ type Body = fn(&[u8]);
 const TARGETS: &[(&str, Body)] = &[
     ("cdb_decode", tgtkit_fuzz::scsi::cdb_decode),
     ("scsi_command", tgtkit_fuzz::scsi::scsi_command),
+    ("transport_id", tgtkit_fuzz::pr::transport_id),
+    ("pr_out", tgtkit_fuzz::pr::pr_out),
 ];
 
 #[test]
