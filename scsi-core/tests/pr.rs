@@ -776,3 +776,39 @@ fn accepts_reserve6_interplay_with_persistent_reservations() {
     good(&prout(&a, RELEASE, WE, 1, 0));
     assert_eq!(reserve6(&b), Status::GOOD);
 }
+
+/// A store whose saves fail: the command fails and nothing changes.
+#[derive(Debug)]
+struct BrokenStore;
+
+impl PrStore for BrokenStore {
+    fn load(
+        &self,
+    ) -> Result<Option<tgtkit_scsi_core::pr::PrState>, tgtkit_scsi_core::pr::PrStoreError> {
+        Ok(None)
+    }
+    fn save(
+        &self,
+        _: &tgtkit_scsi_core::pr::PrState,
+    ) -> Result<(), tgtkit_scsi_core::pr::PrStoreError> {
+        Err(tgtkit_scsi_core::pr::PrStoreError::Io {
+            path: "broken".into(),
+            source: std::io::Error::other("disk full"),
+        })
+    }
+    fn clear(&self) -> Result<(), tgtkit_scsi_core::pr::PrStoreError> {
+        Ok(())
+    }
+}
+
+#[test]
+fn rejects_changes_that_cannot_be_persisted() {
+    let t = target_with(|c| c.persist_reservations(Arc::new(BrokenStore)));
+    let a = init(&t, "iqn.2026-11.test:a");
+    let o = prout_params(&a, REGISTER, 0, &basic(0, 1, 0x01));
+    check(&o, SenseKey::HARDWARE_ERROR, Asc::INTERNAL_TARGET_FAILURE);
+    assert_eq!(read_keys(&a), (0, vec![]));
+    // Without APTPL nothing is saved, so nothing fails.
+    good(&prout(&a, REGISTER, 0, 0, 1));
+    assert_eq!(read_keys(&a), (1, vec![1]));
+}
