@@ -107,21 +107,39 @@ fn normalise_isid(s: &str) -> Option<String> {
 impl TransportId {
     /// An iSCSI initiator port from its SCSI port name
     /// (`<iSCSI name>,i,0x<ISID>`), or the iSCSI name alone.
+    ///
+    /// The name is made encodable: bytes outside printable ASCII become
+    /// `_`, a stray `,i,` inside the name becomes `,_,`, and it is cut to
+    /// 223 bytes, so the result always survives [`encode`](Self::encode)
+    /// and [`parse`](Self::parse) (and so an APTPL store) unchanged.
     #[must_use]
     pub fn from_iscsi_port_name(port: &str) -> Self {
         let lower = port.to_ascii_lowercase();
-        if let Some(at) = lower.find(",i,") {
-            if let Some(isid) = normalise_isid(&lower[at + 3..]) {
-                return Self::Iscsi {
-                    name: lower[..at].to_string(),
-                    isid: Some(isid),
-                };
-            }
+        let (name, isid) = match lower.rfind(",i,") {
+            Some(at) => match normalise_isid(&lower[at + 3..]) {
+                Some(isid) => (&lower[..at], Some(isid)),
+                None => (lower.as_str(), None),
+            },
+            None => (lower.as_str(), None),
+        };
+        let mut clean: String = name
+            .bytes()
+            .take(223)
+            .map(|c| {
+                if (0x21..0x7f).contains(&c) {
+                    char::from(c)
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        while clean.contains(",i,") {
+            clean = clean.replace(",i,", ",_,");
         }
-        Self::Iscsi {
-            name: lower,
-            isid: None,
+        if clean.is_empty() {
+            clean.push('_');
         }
+        Self::Iscsi { name: clean, isid }
     }
 
     /// Parse one TransportID at the start of `b`; returns it and its length.
@@ -183,21 +201,26 @@ impl TransportId {
                 if text.is_empty() || !text.bytes().all(|c| (0x21..0x7f).contains(&c)) {
                     return Err(TransportIdError::InvalidField { offset: 4 });
                 }
+                // The ",i," separator never belongs to an iSCSI name, in
+                // either case.
+                let lower = text.to_ascii_lowercase();
                 let id = match format {
                     0 => {
-                        if text.contains(",i,") {
+                        if lower.contains(",i,") {
                             return Err(TransportIdError::InvalidField { offset: 4 });
                         }
                         Self::Iscsi {
-                            name: text.to_ascii_lowercase(),
+                            name: lower,
                             isid: None,
                         }
                     }
                     1 => {
-                        let lower = text.to_ascii_lowercase();
                         let at = lower
-                            .find(",i,0x")
+                            .rfind(",i,0x")
                             .ok_or(TransportIdError::InvalidField { offset: 4 })?;
+                        if lower[..at].contains(",i,") {
+                            return Err(TransportIdError::InvalidField { offset: 4 });
+                        }
                         let isid = normalise_isid(&lower[at + 3..])
                             .ok_or(TransportIdError::InvalidField { offset: 4 + at + 5 })?;
                         if at == 0 {
@@ -323,6 +346,26 @@ mod tests {
             let (id, len) = TransportId::parse(&t).unwrap();
             assert_eq!(len, 24);
             assert_eq!(id.encode(), t.to_vec());
+        }
+    }
+
+    #[test]
+    fn accepts_any_port_name_and_round_trips_it() {
+        for port in [
+            "",
+            "a,i,b,i,0x1",
+            "x y\u{e9}",
+            ",i,0x12",
+            "iqn.a,I,0XABC",
+            &"n".repeat(400),
+        ] {
+            let id = TransportId::from_iscsi_port_name(port);
+            let bytes = id.encode();
+            assert_eq!(
+                TransportId::parse(&bytes),
+                Ok((id, bytes.len())),
+                "{port:?}"
+            );
         }
     }
 
