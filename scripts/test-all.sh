@@ -16,9 +16,6 @@ done
 echo "== cargo test (workspace, every feature except the fuzzing engine)"
 cargo test --workspace --features "$(scripts/features.sh)" --no-fail-fast
 
-for peer in scripts/peer-*.sh; do
-    [ -e "$peer" ] || continue
-    echo "== $peer"
-    bash "$peer"
-done
+echo "== iSCSI conformance against real initiators (libiscsi, qemu-img)"
+bash scripts/conformance-iscsi.sh
 echo "== all tests passed"

@@ -32,13 +32,14 @@ use tracing::{error, warn};
 use zerocopy::little_endian::{U16, U32};
 use zerocopy::{FromBytes, IntoBytes};
 
-use crate::grant::{GrantAccess, GrantRef, MappedGrants, PersistentGrants};
 use crate::passthrough::{DataDirection, ScsiPassThrough};
 use crate::request::{
     decode_indirect_segments, decode_request, Abi, DecodeLimits, Operation, Request, RequestError,
     Response, RwKind, Segment, Status,
 };
 use crate::wire::{RawExtraRequest, RawExtraResponse, SECTOR_SIZE};
+use tgtkit_xen_ring::event::EventChannel;
+use tgtkit_xen_ring::grant::{GrantAccess, GrantError, GrantRef, MappedGrants, PersistentGrants};
 
 /// `BLKIF_EXTRA_TYPE_SCSI_CMD`: the extra slot carries a SCSI command.
 pub const EXTRA_TYPE_SCSI_CMD: u8 = 1;
@@ -76,18 +77,6 @@ impl Default for BackendConfig {
             extra_request: false,
         }
     }
-}
-
-/// The event channel of one ring, as the processor sees it.
-///
-/// `wait` must be cancel-safe: a kick that arrives while a `wait` future is
-/// dropped unresolved must still wake the next `wait` (keep a pending flag).
-pub trait EventChannel: Send + Sync {
-    /// Notify the frontend (responses are ready).
-    fn notify(&self);
-    /// Resolve when the frontend kicks (`true`) or the device is being
-    /// closed (`false`).
-    fn wait(&self) -> BoxFuture<'_, bool>;
 }
 
 /// Why a processor stopped.
@@ -433,7 +422,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
         if !rest.is_empty() {
             let m = MappedGrants::map(&self.grants, &rest, writable).map_err(|e| {
                 RequestError::GrantRefused(match e {
-                    crate::grant::GrantError::Refused(g) => g,
+                    GrantError::Refused(g) => g,
                     _ => rest[0],
                 })
             })?;

@@ -64,13 +64,17 @@
 
 pub mod backend;
 pub mod engine;
-pub mod grant;
 pub mod passthrough;
 pub mod request;
-#[cfg(feature = "test-utils")]
-pub mod testing;
 pub mod wire;
 
-pub use backend::{BackendConfig, BlkifBackend, EventChannel, Shutdown};
+/// The grant layer (re-exported from `tgtkit-xen-ring`).
+pub use tgtkit_xen_ring::grant;
+/// Test doubles (re-exported from `tgtkit-xen-ring`, feature `test-utils`).
+#[cfg(feature = "test-utils")]
+pub use tgtkit_xen_ring::testing;
+
+pub use backend::{BackendConfig, BlkifBackend, Shutdown};
 pub use grant::{GrantAccess, GrantError, GrantMapping, GrantRef};
 pub use request::{Abi, Operation, Request, Response, Status};
+pub use tgtkit_xen_ring::event::EventChannel;

@@ -10,7 +10,11 @@
 //!
 //! This crate is sans-I/O: it neither maps pages nor signals event
 //! channels. The caller supplies the memory ([`RingMemory`]) and acts on the
-//! `bool` "notify the other end" answers.
+//! `bool` "notify the other end" answers. It also defines the two seams
+//! every Xen backend processor (blkif, vscsiif) is written against: the
+//! grant layer ([`grant::GrantAccess`]) and the event channel
+//! ([`event::EventChannel`]), with plain-memory test doubles in `testing`
+//! (feature `test-utils`).
 //!
 //! # Memory model and panic contract
 //!
@@ -52,7 +56,11 @@
 //! ```
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod event;
+pub mod grant;
 mod memory;
+#[cfg(feature = "test-utils")]
+pub mod testing;
 
 use std::sync::atomic::{fence, Ordering};
 

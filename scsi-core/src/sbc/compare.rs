@@ -122,6 +122,12 @@ pub(crate) async fn compare_and_write(
     check_range(ctx, lba, u64::from(blocks))?;
     check_writable(ctx)?;
     if blocks == 0 {
+        if !ctx.data.is_empty() {
+            // No blocks, yet the initiator sent data: a NUMBER OF LOGICAL
+            // BLOCKS that cannot describe the transfer (libiscsi sends 256
+            // blocks this way and expects INVALID FIELD IN CDB).
+            return Err(Sense::invalid_cdb_field(13, None));
+        }
         return Ok(Xfer::NONE);
     }
     let half = usize::from(blocks) * usize_of(ctx.block_size());

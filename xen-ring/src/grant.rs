@@ -1,10 +1,10 @@
 //! Access to the frontend's granted pages.
 //!
-//! The backend never sees guest memory except through a [`GrantAccess`]:
+//! A backend never sees guest memory except through a [`GrantAccess`]:
 //! the Xen transport implements it with gntdev (map/unmap) and grant-copy
 //! ioctls, tests with plain memory (`testing::MemoryGrants`, feature `test-utils`).
 //! Mapped pages are only touched through volatile accessors (the
-//! [`DataBuffer`](tgtkit_scsi_core::buffer::DataBuffer) built over them).
+//! `DataBuffer` of `tgtkit-scsi-core` built over them).
 
 use std::collections::HashMap;
 use std::fmt;

@@ -16,7 +16,7 @@ use futures::future::BoxFuture;
 use futures::task::AtomicWaker;
 use vm_memory_free::VolatileCopy;
 
-use crate::backend::EventChannel;
+use crate::event::EventChannel;
 use crate::grant::{GrantAccess, GrantError, GrantMapping, GrantRef};
 
 /// Volatile byte copies without references into shared memory.
