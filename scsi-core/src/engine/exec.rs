@@ -177,14 +177,7 @@ impl Target {
         {
             return false;
         }
-        let me = self.nexus_info(cmd.nexus).map_or_else(
-            || crate::pr::ItNexusIdentity {
-                initiator: crate::pr::TransportId::Other(Vec::new()),
-                relative_port: 0,
-            },
-            |info| crate::pr::identity_of(&info),
-        );
-        state.pr.conflicts(&me, &row.conflicts)
+        state.pr.conflicts(&self.identity(cmd.nexus), &row.conflicts)
     }
 
     /// A command addressed to a LUN with no logical unit (SPC-4 §4.7.4).

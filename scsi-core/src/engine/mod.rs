@@ -142,6 +142,8 @@ pub struct Target {
     config: TargetConfig,
     luns: RwLock<BTreeMap<u16, Arc<LogicalUnit>>>,
     nexuses: RwLock<HashMap<NexusId, Arc<NexusInfo>>>,
+    /// Each nexus's reservation identity, computed once at `add_nexus`.
+    identities: RwLock<HashMap<NexusId, Arc<crate::pr::ItNexusIdentity>>>,
     next_nexus: AtomicU64,
 }
 
@@ -162,6 +164,7 @@ impl Target {
             config,
             luns: RwLock::new(BTreeMap::new()),
             nexuses: RwLock::new(HashMap::new()),
+            identities: RwLock::new(HashMap::new()),
             next_nexus: AtomicU64::new(1),
         })
     }
@@ -240,6 +243,10 @@ impl Target {
     pub fn add_nexus(&self, info: NexusInfo) -> NexusId {
         let id = NexusId(self.next_nexus.fetch_add(1, Ordering::Relaxed));
         let identity = (info.initiator_port.clone(), info.relative_port);
+        self.identities
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Arc::new(crate::pr::identity_of(&info)));
         self.nexuses
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -265,6 +272,10 @@ impl Target {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&nexus);
+        self.identities
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&nexus);
         for lu in self.read_luns().values() {
             lu.tasks.abort_where(|n, _| n == nexus);
             let mut state = lu.state();
@@ -284,13 +295,29 @@ impl Target {
     }
 
     /// Every registered nexus with its reservation identity.
-    pub(crate) fn nexus_identities(&self) -> Vec<(NexusId, crate::pr::ItNexusIdentity)> {
-        self.nexuses
+    pub(crate) fn nexus_identities(&self) -> Vec<(NexusId, Arc<crate::pr::ItNexusIdentity>)> {
+        self.identities
             .read()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .iter()
-            .map(|(id, info)| (*id, crate::pr::identity_of(info)))
+            .map(|(id, who)| (*id, Arc::clone(who)))
             .collect()
+    }
+
+    /// The reservation identity of `nexus` (an identity no registration
+    /// names, for a nexus that is gone).
+    pub(crate) fn identity(&self, nexus: NexusId) -> Arc<crate::pr::ItNexusIdentity> {
+        self.identities
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&nexus)
+            .cloned()
+            .unwrap_or_else(|| {
+                Arc::new(crate::pr::ItNexusIdentity {
+                    initiator: crate::pr::TransportId::Other(Vec::new()),
+                    relative_port: 0,
+                })
+            })
     }
 
     /// The identity of a registered nexus.
