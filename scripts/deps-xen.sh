@@ -6,7 +6,9 @@
 set -eu
 need=""
 [ -f /usr/include/xen/io/blkif.h ] || need="$need libxen-dev"
-[ -d /usr/lib/gcc/x86_64-linux-gnu/12/32 ] || [ "$(uname -m)" != x86_64 ] || need="$need gcc-multilib"
+if [ "$(uname -m)" = x86_64 ] && ! dpkg-query -W -f='${Status}' gcc-multilib 2>/dev/null | grep -q "ok installed"; then
+    need="$need gcc-multilib"
+fi
 command -v cc >/dev/null 2>&1 || need="$need gcc"
 if [ -n "$need" ]; then
     export DEBIAN_FRONTEND=noninteractive

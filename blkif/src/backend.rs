@@ -547,7 +547,13 @@ impl<G: GrantAccess> BlkifBackend<G> {
             self.check_range(sector, segs, count)?;
         }
         let buf = self.map_segments(segs, kind == RwKind::Read)?;
-        let offset = sector * SECTOR_SIZE;
+        // In range (checked above) whenever there is data; a flush without
+        // data ignores its sector_number.
+        let offset = if segs.is_empty() {
+            0
+        } else {
+            sector * SECTOR_SIZE
+        };
         let ordered = matches!(kind, RwKind::WriteBarrier | RwKind::Flush);
         Ok(async move {
             let r = match kind {
@@ -732,13 +738,19 @@ impl<G: GrantAccess> BlkifBackend<G> {
             if self.complete_ready() {
                 events.notify();
             }
+            if self.inflight.is_empty() && self.held.is_some() {
+                continue;
+            }
+            // Re-arm req_event before sleeping whenever we could take more
+            // requests, even with I/O in flight: a frontend only kicks when
+            // req_event says so (RING_FINAL_CHECK_FOR_REQUESTS, as blkback
+            // does after every batch).
+            let can_consume =
+                !self.ordered && self.held.is_none() && self.inflight.len() < self.max_in_flight;
+            if can_consume && self.ring.final_check_for_requests()? {
+                continue;
+            }
             if self.inflight.is_empty() {
-                if self.held.is_some() {
-                    continue;
-                }
-                if self.ring.final_check_for_requests()? {
-                    continue;
-                }
                 if !events.wait().await {
                     return Ok(());
                 }

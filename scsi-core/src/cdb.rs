@@ -204,6 +204,8 @@ pub enum Cdb {
     Write(Rw),
     /// WRITE AND VERIFY (10/12/16) (sbc 5.44-5.46).
     WriteAndVerify(Rw),
+    /// ORWRITE (16) (sbc 5.9): OR the data-out buffer into the blocks.
+    OrWrite(Rw),
     /// VERIFY (10/12/16) (sbc 5.33-5.35).
     Verify(Rw),
     /// WRITE SAME (10/16) (sbc 5.48, 5.49).
@@ -384,6 +386,7 @@ pub mod opcode {
     pub const READ_16: u8 = 0x88;
     pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8a;
+    pub const ORWRITE_16: u8 = 0x8b;
     pub const WRITE_AND_VERIFY_16: u8 = 0x8e;
     pub const VERIFY_16: u8 = 0x8f;
     pub const PRE_FETCH_16: u8 = 0x90;
@@ -621,6 +624,7 @@ impl Cdb {
             Handler::Read => Cdb::Read(rw(size_of_len(len), c, false)),
             Handler::Write => Cdb::Write(rw(size_of_len(len), c, false)),
             Handler::WriteAndVerify => Cdb::WriteAndVerify(rw(size_of_len(len), c, true)),
+            Handler::OrWrite => Cdb::OrWrite(rw(size_of_len(len), c, false)),
             Handler::Verify => Cdb::Verify(rw(size_of_len(len), c, true)),
             Handler::WriteSame => {
                 let long = len == 16;
@@ -896,6 +900,10 @@ impl Cdb {
                 };
                 rw_encode(o, r, &mut b);
                 cdb_len(r.size)
+            }
+            Cdb::OrWrite(ref r) => {
+                rw_encode(op::ORWRITE_16, r, &mut b);
+                16
             }
             Cdb::WriteAndVerify(ref r) => {
                 let o = match r.size {
@@ -1287,6 +1295,7 @@ mod tests {
             rw_strategy(ALL, false).prop_map(Cdb::Read),
             rw_strategy(ALL, false).prop_map(Cdb::Write),
             rw_strategy(VERIFY, true).prop_map(Cdb::WriteAndVerify),
+            rw_strategy(&[CdbSize::Sixteen], false).prop_map(Cdb::OrWrite),
             rw_strategy(VERIFY, true).prop_map(Cdb::Verify),
             (
                 size(TEN_SIXTEEN),

@@ -534,7 +534,7 @@ fn expected(name: &str) -> Option<[bool; 4]> {
         {
             W
         }
-        "UNMAP" | "COMPARE AND WRITE" | "FORMAT UNIT" | "START STOP UNIT" => W,
+        "UNMAP" | "COMPARE AND WRITE" | "FORMAT UNIT" | "START STOP UNIT" | "ORWRITE(16)" => W,
         _ => return None,
     })
 }

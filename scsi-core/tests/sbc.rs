@@ -385,3 +385,28 @@ fn bounds_write_same_by_its_own_limit() {
     );
     assert!(u32::from_be_bytes(vpd.data[20..24].try_into().unwrap()) <= 1 << 20);
 }
+
+#[test]
+fn or_writes_into_existing_blocks() {
+    let (_t, store, init) = disk();
+    assert_good(&init.send(&write16(6, 2), &[0x0f; 1024]));
+    let mut c = write16(6, 2);
+    c[0] = 0x8b;
+    assert_good(&init.send(&c, &[0xa0; 1024]));
+    assert_eq!(store.contents(6 * 512, 1024), vec![0xaf; 1024]);
+    c[1] = 0x20; // ORPROTECT
+    assert_invalid_field(&init.send(&c, &[0; 1024]), 1, Some(7));
+    let o = init.send(&write16(BLOCKS, 1).map_or_write(), &[0; 512]);
+    assert_sense(&o, SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE);
+}
+
+trait OrWriteCdb {
+    fn map_or_write(self) -> Self;
+}
+
+impl OrWriteCdb for [u8; 16] {
+    fn map_or_write(mut self) -> Self {
+        self[0] = 0x8b;
+        self
+    }
+}

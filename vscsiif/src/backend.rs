@@ -419,10 +419,13 @@ impl<G: GrantAccess> VscsiBackend<G> {
             if self.complete_ready() {
                 events.notify();
             }
+            // Re-arm req_event before sleeping whenever we could take more
+            // requests, even with commands in flight (a frontend only kicks
+            // when req_event says so).
+            if self.inflight.len() < self.max_in_flight && self.ring.final_check_for_requests()? {
+                continue;
+            }
             if self.inflight.is_empty() {
-                if self.ring.final_check_for_requests()? {
-                    continue;
-                }
                 if !events.wait().await {
                     return Ok(());
                 }

@@ -3,6 +3,12 @@
 
 mod common;
 
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use tgtkit_scsi_core::backstore::{Backstore, Capabilities, Geometry, IoResult, WriteFlags};
+use tgtkit_scsi_core::buffer::DataBuffer;
+
 use common::{cdb, pattern, seg, start};
 use tgtkit_vscsiif::request::{
     encode_granted_segments, result_host, result_status, DataSegments, SegmentList,
@@ -211,4 +217,84 @@ fn accepts_virtual_device_strings() {
             "{bad}"
         );
     }
+}
+
+/// A backstore whose reads wait until the test opens the gate.
+struct Gated {
+    inner: tgtkit_scsi_core::test_utils::MemBackstore,
+    gate: Arc<(Mutex<bool>, Condvar)>,
+}
+
+#[async_trait::async_trait]
+impl Backstore for Gated {
+    fn geometry(&self) -> Geometry {
+        self.inner.geometry()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
+        let (tx, rx) = futures::channel::oneshot::channel::<()>();
+        let gate = Arc::clone(&self.gate);
+        std::thread::spawn(move || {
+            let (m, cv) = &*gate;
+            let mut open = m.lock().unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !*open && Instant::now() < deadline {
+                open = cv.wait_timeout(open, Duration::from_millis(10)).unwrap().0;
+            }
+            let _ = tx.send(());
+        });
+        let _ = rx.await;
+        self.inner.read(offset, buf).await
+    }
+    async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
+        self.inner.write(offset, buf, flags).await
+    }
+    async fn flush(&self) -> IoResult<()> {
+        self.inner.flush().await
+    }
+}
+
+#[test]
+fn accepts_abort_of_a_running_command() {
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let gated = Arc::new(Gated {
+        inner: tgtkit_scsi_core::test_utils::MemBackstore::new(2048, 512),
+        gate: Arc::clone(&gate),
+    });
+    let disk = Arc::new(tgtkit_scsi_core::test_utils::MemBackstore::new(1, 512));
+    let mut sim = common::start_on(VscsiConfig::default(), 8, gated, disk);
+    sim.clear_unit_attention();
+    // READ(10) that blocks in the backstore, then ABORT TASK of it.
+    sim.submit(&[cdb(
+        40,
+        &[0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+        DataDirection::FromDevice,
+        &[seg(0, 0, 512)],
+    )]);
+    std::thread::sleep(Duration::from_millis(50));
+    sim.submit(&[Request::Abort {
+        rqid: 41,
+        addr: (0, 1, 0),
+        ref_rqid: 40,
+    }]);
+    let first = sim.responses(1)[0];
+    assert_eq!(
+        (first.rqid, first.act, first.rslt),
+        (41, Action::ABORT, RSLT_RESET_SUCCESS),
+        "abort answered while the read is blocked"
+    );
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    // The aborted command still gets its one response (ring accounting):
+    // host byte ABORT, or TASK ABORTED status.
+    let r = sim.responses(1)[0];
+    assert_eq!(r.rqid, 40);
+    assert!(
+        result_host(r.rslt) == HostByte::ABORT || result_status(r.rslt) == 0x40,
+        "rslt {:#x}",
+        r.rslt
+    );
+    sim.stop().0.unwrap();
 }

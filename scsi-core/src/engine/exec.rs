@@ -380,6 +380,7 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
         Cdb::Read(ref rw) => sbc::read(ctx, rw).await,
         Cdb::Write(ref rw) => sbc::write(ctx, rw, false).await,
         Cdb::WriteAndVerify(ref rw) => sbc::write(ctx, rw, true).await,
+        Cdb::OrWrite(ref rw) => sbc::or_write(ctx, rw).await,
         Cdb::Verify(ref rw) => sbc::verify(ctx, rw).await,
         Cdb::WriteSame(ref ws) => sbc::write_same(ctx, ws).await,
         Cdb::Unmap {

@@ -8,7 +8,7 @@
 mod compare;
 mod provisioning;
 
-pub(crate) use compare::{compare_and_write, verify};
+pub(crate) use compare::{compare_and_write, or_write, verify};
 pub(crate) use provisioning::{get_lba_status, unmap, write_same};
 
 use crate::backstore::{Capabilities, WriteFlags};

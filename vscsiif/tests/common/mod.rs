@@ -1,13 +1,17 @@
 //! A vscsiif frontend simulator and an engine with one ram disk.
 #![allow(dead_code, clippy::cast_possible_truncation)]
 
+// The C build and shared-memory helpers are blkif's: one copy serves both.
+#[path = "../../../blkif/tests/common/cbuild.rs"]
 pub mod cbuild;
+#[path = "../../../blkif/tests/common/shm.rs"]
 pub mod shm;
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use tgtkit_scsi_core::backstore::Backstore;
 use tgtkit_scsi_core::engine::{LuConfig, NexusInfo, Target, TargetConfig};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_scsi_core::test_utils::MemBackstore;
@@ -34,8 +38,14 @@ pub struct Sim {
 /// An engine target with one 1 MiB ram LUN, mapped as vdev 0:0:1:0.
 pub fn engine(blocks: u64) -> (Arc<Target>, DeviceTarget, Arc<MemBackstore>) {
     let disk = Arc::new(MemBackstore::new(blocks, 512));
+    let (target, dev) = engine_on(disk.clone());
+    (target, dev, disk)
+}
+
+/// An engine target with `backstore` as LUN 0, on one nexus.
+pub fn engine_on(backstore: Arc<dyn Backstore>) -> (Arc<Target>, DeviceTarget) {
     let target = Target::new(TargetConfig::default());
-    target.add_lun(0, LuConfig::new(disk.clone())).unwrap();
+    target.add_lun(0, LuConfig::new(backstore)).unwrap();
     let nexus = target.add_nexus(NexusInfo {
         initiator_port: "xen-vscsi-front:1:0".into(),
         target_port: "tgtkit-scsiback:0".into(),
@@ -47,11 +57,22 @@ pub fn engine(blocks: u64) -> (Arc<Target>, DeviceTarget, Arc<MemBackstore>) {
         nexus,
         lun: Lun::from_index(0).unwrap(),
     };
-    (target, dev, disk)
+    (target, dev)
 }
 
 pub fn start(config: VscsiConfig, grant_pages: usize) -> Sim {
-    let (target, dev, disk) = engine(2048);
+    let disk = Arc::new(MemBackstore::new(2048, 512));
+    start_on(config, grant_pages, disk.clone(), disk)
+}
+
+/// A simulator whose device runs on `backstore` (`disk` is what tests inspect).
+pub fn start_on(
+    config: VscsiConfig,
+    grant_pages: usize,
+    backstore: Arc<dyn Backstore>,
+    disk: Arc<MemBackstore>,
+) -> Sim {
+    let (target, dev) = engine_on(backstore);
     let ring = RingMemory::anonymous(1).unwrap();
     let front = FrontRing::init(ring.clone(), 252).unwrap();
     let grants = Arc::new(MemoryGrants::new(grant_pages));
