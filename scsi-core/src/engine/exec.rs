@@ -177,7 +177,9 @@ impl Target {
         {
             return false;
         }
-        state.pr.conflicts(&self.identity(cmd.nexus), &row.conflicts)
+        state
+            .pr
+            .conflicts(&self.identity(cmd.nexus), &row.conflicts)
     }
 
     /// A command addressed to a LUN with no logical unit (SPC-4 §4.7.4).
