@@ -7,6 +7,7 @@
 //! toolchain, so each corpus is a regression suite for `cargo test`.
 
 pub mod iscsi;
+pub mod pr;
 pub mod scsi;
 pub mod tcmu;
 pub mod xen;

@@ -20,6 +20,8 @@ const TARGETS: &[(&str, Body)] = &[
     ("xen_ring_consumer", tgtkit_fuzz::xen::xen_ring_consumer),
     ("iscsi_pdu", tgtkit_fuzz::iscsi::iscsi_pdu),
     ("tcmu_ring", tgtkit_fuzz::tcmu::tcmu_ring),
+    ("transport_id", tgtkit_fuzz::pr::transport_id),
+    ("pr_out", tgtkit_fuzz::pr::pr_out),
 ];
 
 #[test]

@@ -279,6 +279,50 @@ pub enum Cdb {
         /// Allocation length.
         alloc_len: u32,
     },
+    /// PERSISTENT RESERVE IN (spc 6.15).
+    PersistentReserveIn {
+        /// Service action (5 bits; 00h-03h are in the table).
+        service_action: u8,
+        /// Allocation length.
+        alloc_len: u16,
+    },
+    /// PERSISTENT RESERVE OUT (spc 6.16).
+    PersistentReserveOut {
+        /// Service action (5 bits; 00h-08h are in the table).
+        service_action: u8,
+        /// SCOPE (4 bits; 0h = logical unit).
+        scope: u8,
+        /// TYPE (4 bits).
+        pr_type: u8,
+        /// Parameter list length.
+        param_len: u32,
+    },
+    /// RESERVE (6) and (10) (SPC-2 7.21, 7.22).
+    Reserve {
+        /// The 10-byte form.
+        long: bool,
+        /// 3RDPTY: third-party reservation (10-byte form).
+        third_party: bool,
+        /// LONGID (10-byte form).
+        long_id: bool,
+        /// THIRD-PARTY DEVICE ID (10-byte form).
+        third_party_id: u8,
+        /// Parameter list length (10-byte form).
+        param_len: u16,
+    },
+    /// RELEASE (6) and (10) (SPC-2 7.17, 7.18).
+    Release {
+        /// The 10-byte form.
+        long: bool,
+        /// 3RDPTY: third-party release (10-byte form).
+        third_party: bool,
+        /// LONGID (10-byte form).
+        long_id: bool,
+        /// THIRD-PARTY DEVICE ID (10-byte form).
+        third_party_id: u8,
+        /// Parameter list length (10-byte form).
+        param_len: u16,
+    },
 }
 
 fn be16(b: &[u8], at: usize) -> u16 {
@@ -356,6 +400,39 @@ pub mod opcode {
     pub const WRITE_AND_VERIFY_12: u8 = 0xae;
     pub const VERIFY_12: u8 = 0xaf;
     pub const READ_DEFECT_DATA_12: u8 = 0xb7;
+    pub const RESERVE_6: u8 = 0x16;
+    pub const RELEASE_6: u8 = 0x17;
+    pub const RESERVE_10: u8 = 0x56;
+    pub const RELEASE_10: u8 = 0x57;
+    pub const PERSISTENT_RESERVE_IN: u8 = 0x5e;
+    pub const PERSISTENT_RESERVE_OUT: u8 = 0x5f;
+
+    /// PERSISTENT RESERVE IN: READ KEYS.
+    pub const SA_PRIN_READ_KEYS: u16 = 0x00;
+    /// PERSISTENT RESERVE IN: READ RESERVATION.
+    pub const SA_PRIN_READ_RESERVATION: u16 = 0x01;
+    /// PERSISTENT RESERVE IN: REPORT CAPABILITIES.
+    pub const SA_PRIN_REPORT_CAPABILITIES: u16 = 0x02;
+    /// PERSISTENT RESERVE IN: READ FULL STATUS.
+    pub const SA_PRIN_READ_FULL_STATUS: u16 = 0x03;
+    /// PERSISTENT RESERVE OUT: REGISTER.
+    pub const SA_PROUT_REGISTER: u16 = 0x00;
+    /// PERSISTENT RESERVE OUT: RESERVE.
+    pub const SA_PROUT_RESERVE: u16 = 0x01;
+    /// PERSISTENT RESERVE OUT: RELEASE.
+    pub const SA_PROUT_RELEASE: u16 = 0x02;
+    /// PERSISTENT RESERVE OUT: CLEAR.
+    pub const SA_PROUT_CLEAR: u16 = 0x03;
+    /// PERSISTENT RESERVE OUT: PREEMPT.
+    pub const SA_PROUT_PREEMPT: u16 = 0x04;
+    /// PERSISTENT RESERVE OUT: PREEMPT AND ABORT.
+    pub const SA_PROUT_PREEMPT_AND_ABORT: u16 = 0x05;
+    /// PERSISTENT RESERVE OUT: REGISTER AND IGNORE EXISTING KEY.
+    pub const SA_PROUT_REGISTER_AND_IGNORE_EXISTING_KEY: u16 = 0x06;
+    /// PERSISTENT RESERVE OUT: REGISTER AND MOVE.
+    pub const SA_PROUT_REGISTER_AND_MOVE: u16 = 0x07;
+    /// PERSISTENT RESERVE OUT: REPLACE LOST RESERVATION.
+    pub const SA_PROUT_REPLACE_LOST_RESERVATION: u16 = 0x08;
 
     /// SERVICE ACTION IN (16): READ CAPACITY (16).
     pub const SA_READ_CAPACITY_16: u16 = 0x10;
@@ -634,6 +711,41 @@ impl Cdb {
                     } else {
                         u32::from(be16(c, 7))
                     },
+                }
+            }
+            Handler::PersistentReserveIn => Cdb::PersistentReserveIn {
+                service_action: c[1] & 0x1f,
+                alloc_len: be16(c, 7),
+            },
+            Handler::PersistentReserveOut => Cdb::PersistentReserveOut {
+                service_action: c[1] & 0x1f,
+                scope: c[2] >> 4,
+                pr_type: c[2] & 0x0f,
+                param_len: be32(c, 5),
+            },
+            Handler::Reserve | Handler::Release => {
+                let long = len == 10;
+                let (third_party, long_id, third_party_id, param_len) = if long {
+                    (bit(c[1], 4), bit(c[1], 1), c[3], be16(c, 7))
+                } else {
+                    (false, false, 0, 0)
+                };
+                if desc.handler == Handler::Reserve {
+                    Cdb::Reserve {
+                        long,
+                        third_party,
+                        long_id,
+                        third_party_id,
+                        param_len,
+                    }
+                } else {
+                    Cdb::Release {
+                        long,
+                        third_party,
+                        long_id,
+                        third_party_id,
+                        param_len,
+                    }
                 }
             }
         })
@@ -926,6 +1038,61 @@ impl Cdb {
                     b[2] = flags;
                     put16(&mut b, 7, alloc_len as u16);
                     10
+                }
+            }
+            Cdb::PersistentReserveIn {
+                service_action,
+                alloc_len,
+            } => {
+                b[0] = op::PERSISTENT_RESERVE_IN;
+                b[1] = service_action & 0x1f;
+                put16(&mut b, 7, alloc_len);
+                10
+            }
+            Cdb::PersistentReserveOut {
+                service_action,
+                scope,
+                pr_type,
+                param_len,
+            } => {
+                b[0] = op::PERSISTENT_RESERVE_OUT;
+                b[1] = service_action & 0x1f;
+                b[2] = (scope << 4) | (pr_type & 0x0f);
+                put32(&mut b, 5, param_len);
+                10
+            }
+            Cdb::Reserve {
+                long,
+                third_party,
+                long_id,
+                third_party_id,
+                param_len,
+            }
+            | Cdb::Release {
+                long,
+                third_party,
+                long_id,
+                third_party_id,
+                param_len,
+            } => {
+                let reserve = matches!(self, Cdb::Reserve { .. });
+                if long {
+                    b[0] = if reserve {
+                        op::RESERVE_10
+                    } else {
+                        op::RELEASE_10
+                    };
+                    b[1] = flag(third_party, 4) | flag(long_id, 1);
+                    b[3] = third_party_id;
+                    put16(&mut b, 7, param_len);
+                    10
+                } else {
+                    b[0] = if reserve {
+                        op::RESERVE_6
+                    } else {
+                        op::RELEASE_6
+                    };
+                    6
                 }
             }
         };
@@ -1233,6 +1400,52 @@ mod tests {
                         } else {
                             alloc_len & 0xffff
                         },
+                    }
+                }),
+            (0u8..4, any::<u16>()).prop_map(|(service_action, alloc_len)| {
+                Cdb::PersistentReserveIn {
+                    service_action,
+                    alloc_len,
+                }
+            }),
+            (0u8..9, 0u8..16, 0u8..16, any::<u32>()).prop_map(
+                |(service_action, scope, pr_type, param_len)| Cdb::PersistentReserveOut {
+                    service_action,
+                    scope,
+                    pr_type,
+                    param_len,
+                }
+            ),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<u8>(),
+                any::<u16>()
+            )
+                .prop_map(|(reserve, long, third_party, long_id, id, len)| {
+                    let (third_party, long_id, third_party_id, param_len) = if long {
+                        (third_party, long_id, id, len)
+                    } else {
+                        (false, false, 0, 0)
+                    };
+                    if reserve {
+                        Cdb::Reserve {
+                            long,
+                            third_party,
+                            long_id,
+                            third_party_id,
+                            param_len,
+                        }
+                    } else {
+                        Cdb::Release {
+                            long,
+                            third_party,
+                            long_id,
+                            third_party_id,
+                            param_len,
+                        }
                     }
                 }),
         ]

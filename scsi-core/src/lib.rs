@@ -8,6 +8,7 @@
 //!   REPORT SUPPORTED OPERATION CODES;
 //! * [`engine`]: the [`Target`](engine::Target), its logical units, I_T
 //!   nexuses, unit attentions and task sets;
+//! * [`pr`]: persistent reservations, TransportIDs and the APTPL store;
 //! * `spc` and `sbc` (internal): the primary and block command sets of the disk
 //!   device model;
 //! * [`backstore`] and [`buffer`]: the async storage trait under a logical
@@ -22,6 +23,7 @@ pub mod buffer;
 pub mod cdb;
 pub mod engine;
 pub mod lun;
+pub mod pr;
 pub(crate) mod sbc;
 pub mod sense;
 pub(crate) mod spc;

@@ -8,8 +8,13 @@
 //! is not in the table is answered with INVALID COMMAND OPERATION CODE, and
 //! is not listed as supported.
 //!
-//! Reservation conflict columns (SPC-4 table 47) join each row in the
-//! persistent-reservations work.
+//! Each row also carries its reservation conflict columns
+//! ([`PrConflicts`]): SPC-4 §5.13.1 table 47 (SPC commands) and SBC-3
+//! §4.17 table 13 (block commands), plus the SPC-2 column for logical units
+//! reserved with RESERVE(6)/(10) (SPC-2 §5.5.1). The engine answers
+//! RESERVATION CONFLICT from these columns alone; PERSISTENT RESERVE OUT and
+//! RESERVE/RELEASE are allowed here and checked by their handlers, whose
+//! rules depend on the service action and the reservation key.
 
 use std::sync::OnceLock;
 
@@ -56,7 +61,60 @@ pub enum Handler {
     StartStopUnit,
     FormatUnit,
     ReadDefectData,
+    PersistentReserveIn,
+    PersistentReserveOut,
+    Reserve,
+    Release,
 }
+
+/// Whether a command conflicts with a reservation held by another I_T
+/// nexus: one column per case of SPC-4 table 47 (`true` = RESERVATION
+/// CONFLICT, `false` = allowed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct PrConflicts {
+    /// Write Exclusive, from any I_T nexus other than the holder.
+    pub we: bool,
+    /// Exclusive Access, from any I_T nexus other than the holder.
+    pub ea: bool,
+    /// Any Registrants Only or All Registrants type, from a registered
+    /// I_T nexus (allowed for every command in SPC-4; kept as a column so
+    /// the table reads like the standard's).
+    pub registered: bool,
+    /// Write Exclusive – Registrants Only / All Registrants, from an I_T
+    /// nexus that is not registered.
+    pub unreg_we: bool,
+    /// Exclusive Access – Registrants Only / All Registrants, from an I_T
+    /// nexus that is not registered.
+    pub unreg_ea: bool,
+    /// An SPC-2 RESERVE held by another I_T nexus (SPC-2 §5.5.1: only
+    /// INQUIRY, LOG SENSE, RELEASE, REPORT LUNS and REQUEST SENSE pass).
+    pub spc2: bool,
+}
+
+impl PrConflicts {
+    const fn new(we: bool, ea: bool, unreg_we: bool, unreg_ea: bool, spc2: bool) -> Self {
+        Self {
+            we,
+            ea,
+            registered: false,
+            unreg_we,
+            unreg_ea,
+            spc2,
+        }
+    }
+}
+
+/// Allowed under every persistent reservation and under SPC-2 RESERVE.
+pub const ALWAYS: PrConflicts = PrConflicts::new(false, false, false, false, false);
+/// Allowed under every persistent reservation; conflicts with SPC-2 RESERVE.
+pub const ALLOWED: PrConflicts = PrConflicts::new(false, false, false, false, true);
+/// Read-class commands: allowed under the Write Exclusive types, conflict
+/// under the Exclusive Access types for non-registrants.
+pub const READS: PrConflicts = PrConflicts::new(false, true, false, true, true);
+/// Write-class commands: only the holder (and registrants under the RO/AR
+/// types) may run them.
+pub const WRITES: PrConflicts = PrConflicts::new(true, true, true, true, true);
 
 /// One row of the command table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,13 +140,15 @@ pub struct CommandDesc {
     pub nominal_timeout: u32,
     /// Recommended command timeout, seconds.
     pub recommended_timeout: u32,
+    /// Reservation conflict columns.
+    pub conflicts: PrConflicts,
 }
 
 macro_rules! row {
-    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, [$($u:expr),* $(,)?]) => {
-        row!($op, $sa, $name, $len, $dir, $h, [$($u),*], 0, 30)
+    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, $pr:ident, [$($u:expr),* $(,)?]) => {
+        row!($op, $sa, $name, $len, $dir, $h, $pr, [$($u),*], 0, 30)
     };
-    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, [$($u:expr),* $(,)?], $nom:expr, $rec:expr) => {
+    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, $pr:ident, [$($u:expr),* $(,)?], $nom:expr, $rec:expr) => {
         CommandDesc {
             opcode: $op,
             service_action: $sa,
@@ -99,6 +159,7 @@ macro_rules! row {
             usage: pad([$($u),*]),
             nominal_timeout: $nom,
             recommended_timeout: $rec,
+            conflicts: $pr,
         }
     };
 }
@@ -125,6 +186,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         None,
         TestUnitReady,
+        ALLOWED,
         [op::TEST_UNIT_READY, 0, 0, 0, 0, CTL]
     ),
     row!(
@@ -134,6 +196,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         Read,
         RequestSense,
+        ALWAYS,
         [op::REQUEST_SENSE, 0x01, 0, 0, 0xff, CTL]
     ),
     row!(
@@ -143,6 +206,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         None,
         FormatUnit,
+        WRITES,
         [op::FORMAT_UNIT, 0xff, 0, 0, 0, CTL],
         1,
         60
@@ -154,6 +218,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         Read,
         Read,
+        READS,
         [op::READ_6, 0x1f, 0xff, 0xff, 0xff, CTL]
     ),
     row!(
@@ -163,6 +228,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         Write,
         Write,
+        WRITES,
         [op::WRITE_6, 0x1f, 0xff, 0xff, 0xff, CTL]
     ),
     row!(
@@ -172,6 +238,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         Read,
         Inquiry,
+        ALWAYS,
         [op::INQUIRY, 0x01, 0xff, 0xff, 0xff, CTL]
     ),
     row!(
@@ -181,7 +248,28 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         Write,
         ModeSelect,
+        WRITES,
         [op::MODE_SELECT_6, 0x11, 0, 0, 0xff, CTL]
+    ),
+    row!(
+        op::RESERVE_6,
+        None,
+        "RESERVE(6)",
+        6,
+        None,
+        Reserve,
+        ALLOWED,
+        [op::RESERVE_6, 0, 0, 0, 0, CTL]
+    ),
+    row!(
+        op::RELEASE_6,
+        None,
+        "RELEASE(6)",
+        6,
+        None,
+        Release,
+        ALWAYS,
+        [op::RELEASE_6, 0, 0, 0, 0, CTL]
     ),
     row!(
         op::MODE_SENSE_6,
@@ -190,6 +278,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         Read,
         ModeSense,
+        READS,
         [op::MODE_SENSE_6, 0x08, 0xff, 0xff, 0xff, CTL]
     ),
     row!(
@@ -199,6 +288,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         6,
         None,
         StartStopUnit,
+        WRITES,
         [op::START_STOP_UNIT, 0x01, 0, 0x0f, 0xf7, CTL]
     ),
     row!(
@@ -208,6 +298,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Read,
         ReadCapacity10,
+        ALLOWED,
         [
             op::READ_CAPACITY_10,
             0,
@@ -228,6 +319,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Read,
         Read,
+        READS,
         [
             op::READ_10,
             0xf8,
@@ -248,6 +340,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Write,
         Write,
+        WRITES,
         [
             op::WRITE_10,
             0xf8,
@@ -268,6 +361,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Write,
         WriteAndVerify,
+        WRITES,
         [
             op::WRITE_AND_VERIFY_10,
             0xf2,
@@ -288,6 +382,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Write,
         Verify,
+        READS,
         [
             op::VERIFY_10,
             0xf6,
@@ -308,6 +403,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         None,
         PreFetch,
+        READS,
         [
             op::PRE_FETCH_10,
             0x02,
@@ -328,6 +424,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         None,
         SynchronizeCache,
+        WRITES,
         [
             op::SYNCHRONIZE_CACHE_10,
             0x02,
@@ -348,6 +445,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Read,
         ReadDefectData,
+        READS,
         [
             op::READ_DEFECT_DATA_10,
             0,
@@ -368,6 +466,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Write,
         WriteSame,
+        WRITES,
         [
             op::WRITE_SAME_10,
             0xf8,
@@ -388,6 +487,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Write,
         Unmap,
+        WRITES,
         [op::UNMAP, 0x01, 0, 0, 0, 0, 0x3f, 0xff, 0xff, CTL]
     ),
     row!(
@@ -397,6 +497,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Read,
         LogSense,
+        ALWAYS,
         [
             op::LOG_SENSE,
             0x01,
@@ -417,7 +518,28 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Write,
         ModeSelect,
+        WRITES,
         [op::MODE_SELECT_10, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::RESERVE_10,
+        None,
+        "RESERVE(10)",
+        10,
+        None,
+        Reserve,
+        ALLOWED,
+        [op::RESERVE_10, 0x12, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::RELEASE_10,
+        None,
+        "RELEASE(10)",
+        10,
+        None,
+        Release,
+        ALWAYS,
+        [op::RELEASE_10, 0x12, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
     ),
     row!(
         op::MODE_SENSE_10,
@@ -426,6 +548,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         10,
         Read,
         ModeSense,
+        READS,
         [
             op::MODE_SENSE_10,
             0x18,
@@ -440,12 +563,286 @@ pub static COMMANDS: &[CommandDesc] = &[
         ]
     ),
     row!(
+        op::PERSISTENT_RESERVE_IN,
+        Some(op::SA_PRIN_READ_KEYS),
+        "PERSISTENT RESERVE IN",
+        10,
+        Read,
+        PersistentReserveIn,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_IN,
+        Some(op::SA_PRIN_READ_RESERVATION),
+        "PERSISTENT RESERVE IN",
+        10,
+        Read,
+        PersistentReserveIn,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_IN,
+        Some(op::SA_PRIN_REPORT_CAPABILITIES),
+        "PERSISTENT RESERVE IN",
+        10,
+        Read,
+        PersistentReserveIn,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_IN,
+        Some(op::SA_PRIN_READ_FULL_STATUS),
+        "PERSISTENT RESERVE IN",
+        10,
+        Read,
+        PersistentReserveIn,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_IN,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_REGISTER),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_RESERVE),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_RELEASE),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_CLEAR),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_PREEMPT),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_PREEMPT_AND_ABORT),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_REGISTER_AND_IGNORE_EXISTING_KEY),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_REGISTER_AND_MOVE),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PERSISTENT_RESERVE_OUT,
+        Some(op::SA_PROUT_REPLACE_LOST_RESERVATION),
+        "PERSISTENT RESERVE OUT",
+        10,
+        Write,
+        PersistentReserveOut,
+        ALLOWED,
+        [
+            op::PERSISTENT_RESERVE_OUT,
+            0x1f,
+            0xff,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
         op::READ_16,
         None,
         "READ(16)",
         16,
         Read,
         Read,
+        READS,
         [
             op::READ_16,
             0xf8,
@@ -472,6 +869,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Write,
         CompareAndWrite,
+        WRITES,
         [
             op::COMPARE_AND_WRITE,
             0xf8,
@@ -498,6 +896,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Write,
         Write,
+        WRITES,
         [
             op::WRITE_16,
             0xf8,
@@ -524,6 +923,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Write,
         OrWrite,
+        WRITES,
         [
             op::ORWRITE_16,
             0xf8,
@@ -550,6 +950,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Write,
         WriteAndVerify,
+        WRITES,
         [
             op::WRITE_AND_VERIFY_16,
             0xf2,
@@ -576,6 +977,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Write,
         Verify,
+        READS,
         [
             op::VERIFY_16,
             0xf6,
@@ -602,6 +1004,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         None,
         PreFetch,
+        READS,
         [
             op::PRE_FETCH_16,
             0x02,
@@ -628,6 +1031,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         None,
         SynchronizeCache,
+        WRITES,
         [
             op::SYNCHRONIZE_CACHE_16,
             0x02,
@@ -654,6 +1058,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Write,
         WriteSame,
+        WRITES,
         [
             op::WRITE_SAME_16,
             0xf9,
@@ -680,6 +1085,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Read,
         ReadCapacity16,
+        ALLOWED,
         [
             op::SERVICE_ACTION_IN_16,
             0x1f,
@@ -706,6 +1112,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         16,
         Read,
         GetLbaStatus,
+        READS,
         [
             op::SERVICE_ACTION_IN_16,
             0x1f,
@@ -732,6 +1139,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Read,
         ReportLuns,
+        ALWAYS,
         [
             op::REPORT_LUNS,
             0,
@@ -754,6 +1162,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Read,
         ReportSupportedOpcodes,
+        READS,
         [
             op::MAINTENANCE_IN,
             0x1f,
@@ -776,6 +1185,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Read,
         ReportSupportedTmf,
+        READS,
         [
             op::MAINTENANCE_IN,
             0x1f,
@@ -798,6 +1208,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Read,
         Read,
+        READS,
         [
             op::READ_12,
             0xf8,
@@ -820,6 +1231,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Write,
         Write,
+        WRITES,
         [
             op::WRITE_12,
             0xf8,
@@ -842,6 +1254,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Write,
         WriteAndVerify,
+        WRITES,
         [
             op::WRITE_AND_VERIFY_12,
             0xf2,
@@ -864,6 +1277,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Write,
         Verify,
+        READS,
         [
             op::VERIFY_12,
             0xf6,
@@ -886,6 +1300,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         12,
         Read,
         ReadDefectData,
+        READS,
         [
             op::READ_DEFECT_DATA_12,
             0x1f,
@@ -905,7 +1320,13 @@ pub static COMMANDS: &[CommandDesc] = &[
 
 /// Opcodes whose byte 1 bits 4-0 hold a service action.
 fn has_service_action(opcode: u8) -> bool {
-    matches!(opcode, op::SERVICE_ACTION_IN_16 | op::MAINTENANCE_IN)
+    matches!(
+        opcode,
+        op::SERVICE_ACTION_IN_16
+            | op::MAINTENANCE_IN
+            | op::PERSISTENT_RESERVE_IN
+            | op::PERSISTENT_RESERVE_OUT
+    )
 }
 
 /// For each opcode, the index of its first row plus one (0 = none).

@@ -7,12 +7,14 @@ use futures::future::{AbortHandle, Abortable};
 use crate::backstore::Geometry;
 use crate::buffer::DataBuffer;
 use crate::cdb::Cdb;
-use crate::engine::lu::LogicalUnit;
+use crate::engine::lu::{LogicalUnit, LuState};
+use crate::engine::task::Ending;
 use crate::engine::{Command, NexusId, Residual, Response, Target, TmFunction, TmfResponse};
 use crate::lun::Lun;
+use crate::pr::Refusal;
 use crate::sense::{Asc, Sense, SenseFormat};
 use crate::status::Status;
-use crate::table::{self, Handler};
+use crate::table::{self, CommandDesc, Handler};
 use crate::{sbc, spc};
 
 /// What a handler moved: `len` bytes transferred, `wanted` bytes the
@@ -103,6 +105,11 @@ impl Target {
                     }
                 }
             }
+            if let Ok(row) = &row {
+                if self.reservation_conflict(&state, &cmd, row) {
+                    return Response::status(Status::RESERVATION_CONFLICT);
+                }
+            }
         }
 
         let decoded = match row.and_then(|row| Cdb::decode_row(row, cdb)) {
@@ -127,19 +134,52 @@ impl Target {
                 data: &cmd.data,
                 geometry,
             };
-            dispatch(&ctx, &decoded).await
+            match decoded {
+                Cdb::PersistentReserveIn { .. }
+                | Cdb::PersistentReserveOut { .. }
+                | Cdb::Reserve { .. }
+                | Cdb::Release { .. } => dispatch_reservations(&ctx, &decoded).await,
+                _ => dispatch(&ctx, &decoded).await.map_err(Refusal::Check),
+            }
         };
         let outcome = Abortable::new(run, registration).await;
-        drop(guard);
-        match outcome {
-            Err(_aborted) => Response::aborted(),
-            Ok(Ok(xfer)) => Response::good(xfer.len, Residual::of(xfer.wanted, cmd.data.len())),
-            Ok(Err(sense)) => {
+        match (guard.finish(), outcome) {
+            (Ending::AbortedSilently, _) | (Ending::Completed, Err(_)) => Response::aborted(),
+            (Ending::AbortedWithStatus, _) => Response::status(Status::TASK_ABORTED),
+            (Ending::Completed, Ok(Ok(xfer))) => {
+                Response::good(xfer.len, Residual::of(xfer.wanted, cmd.data.len()))
+            }
+            (Ending::Completed, Ok(Err(Refusal::Conflict))) => {
+                Response::status(Status::RESERVATION_CONFLICT)
+            }
+            (Ending::Completed, Ok(Err(Refusal::Check(sense)))) => {
                 // The format may have changed during MODE SELECT; re-read.
                 let format = lu.state().sense_format();
                 Response::check_condition(&sense, format)
             }
         }
+    }
+
+    /// Whether `cmd` (whose table row is `row`) conflicts with an SPC-2 or
+    /// persistent reservation held by another I_T nexus.
+    fn reservation_conflict(&self, state: &LuState, cmd: &Command, row: &CommandDesc) -> bool {
+        if state.spc2.is_some_and(|n| n != cmd.nexus) && row.conflicts.spc2 {
+            return true;
+        }
+        if state.pr.reservation.is_none() {
+            return false;
+        }
+        let cdb = cmd.cdb.as_bytes();
+        // SBC-3 table 13: START STOP UNIT with START set and POWER
+        // CONDITION 0h is allowed under every reservation.
+        if row.handler == Handler::StartStopUnit
+            && cdb.get(4).is_some_and(|&b| b & 0x01 != 0 && b >> 4 == 0)
+        {
+            return false;
+        }
+        state
+            .pr
+            .conflicts(&self.identity(cmd.nexus), &row.conflicts)
     }
 
     /// A command addressed to a LUN with no logical unit (SPC-4 §4.7.4).
@@ -200,12 +240,9 @@ impl Target {
                 TmfResponse::Complete
             }
             TmFunction::ClearTaskSet => {
-                let cleared = lu.tasks.abort_where(|n, _| n != nexus);
+                // SAM-5 §7.4: the other nexuses' tasks end as TAS says.
                 lu.tasks.abort_where(|n, _| n == nexus);
-                if cleared > 0 {
-                    lu.state()
-                        .raise_all(Asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, Some(nexus));
-                }
+                lu.abort_for_other(nexus, |_| true);
                 TmfResponse::Complete
             }
             TmFunction::LogicalUnitReset => {
@@ -242,10 +279,18 @@ impl Target {
         match function {
             TmFunction::ITNexusReset => {
                 lu.tasks.abort_where(|n, _| n == nexus);
-                lu.state().ua_of(nexus).push(Asc::I_T_NEXUS_LOSS_OCCURRED);
+                let mut state = lu.state();
+                // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
+                if state.spc2 == Some(nexus) {
+                    state.spc2 = None;
+                }
+                state.ua_of(nexus).push(Asc::I_T_NEXUS_LOSS_OCCURRED);
             }
             _ => {
-                lu.tasks.abort_where(|_, _| true);
+                // SAM-5 §6.3.2: every task is aborted; those of other
+                // nexuses report TASK ABORTED when TAS is set.
+                let tas = lu.state().mode.tas;
+                lu.tasks.abort_matching(|_, _| true, |n| tas && n != nexus);
                 let asc = if function == TmFunction::TargetReset {
                     Asc::POWER_ON_RESET
                 } else {
@@ -254,11 +299,44 @@ impl Target {
                 let mut state = lu.state();
                 let write_cache = state.mode.wce;
                 state.mode = crate::engine::lu::ModeParams::defaults(write_cache);
+                // SPC-2 reservations end with a reset; persistent ones stay
+                // (SPC-4 §5.13.1).
+                state.spc2 = None;
                 // SAM-5 §6.3.3: every nexus gets the reset condition,
                 // including the one that asked for it.
                 state.raise_all(asc, None);
             }
         }
+    }
+}
+
+/// Run a reservation command (their handlers can answer RESERVATION
+/// CONFLICT).
+async fn dispatch_reservations(ctx: &Ctx<'_>, cdb: &Cdb) -> Result<Xfer, Refusal> {
+    match *cdb {
+        Cdb::PersistentReserveIn {
+            service_action,
+            alloc_len,
+        } => crate::pr::handlers::prin(ctx, service_action, alloc_len),
+        Cdb::PersistentReserveOut {
+            service_action,
+            scope,
+            pr_type,
+            param_len,
+        } => crate::pr::handlers::prout(ctx, service_action, scope, pr_type, param_len).await,
+        Cdb::Reserve {
+            third_party,
+            long_id,
+            third_party_id,
+            ..
+        } => spc::reserve::reserve(ctx, third_party, long_id, third_party_id),
+        Cdb::Release {
+            third_party,
+            long_id,
+            third_party_id,
+            ..
+        } => spc::reserve::release(ctx, third_party, long_id, third_party_id),
+        _ => Ok(Xfer::NONE),
     }
 }
 
@@ -339,6 +417,11 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             format,
             alloc_len,
         } => sbc::read_defect_data(ctx, size, req_plist, req_glist, format, alloc_len),
+        // Routed to `dispatch_reservations` by `execute`.
+        Cdb::PersistentReserveIn { .. }
+        | Cdb::PersistentReserveOut { .. }
+        | Cdb::Reserve { .. }
+        | Cdb::Release { .. } => Ok(Xfer::NONE),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Logical units: a backstore plus the state SPC and SBC keep per unit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -8,6 +8,7 @@ use crate::backstore::{Backstore, Capabilities};
 use crate::engine::task::TaskSet;
 use crate::engine::ua::UaQueue;
 use crate::engine::NexusId;
+use crate::pr::{PrState, PrStore, PrStoreError};
 use crate::sense::{Asc, SenseFormat};
 
 /// How to build a logical unit.
@@ -17,6 +18,7 @@ pub struct LuConfig {
     pub(crate) read_only: bool,
     pub(crate) serial: Option<String>,
     pub(crate) naa: Option<u64>,
+    pub(crate) pr_store: Option<Arc<dyn PrStore>>,
 }
 
 impl std::fmt::Debug for LuConfig {
@@ -25,6 +27,7 @@ impl std::fmt::Debug for LuConfig {
             .field("read_only", &self.read_only)
             .field("serial", &self.serial)
             .field("naa", &self.naa)
+            .field("pr_store", &self.pr_store)
             .finish_non_exhaustive()
     }
 }
@@ -38,7 +41,17 @@ impl LuConfig {
             read_only: false,
             serial: None,
             naa: None,
+            pr_store: None,
         }
+    }
+
+    /// Keep persistent reservations in `store` when an application client
+    /// sets APTPL (SPC-4 §5.13.5). Saved state is loaded when the logical
+    /// unit is added; without a store, APTPL is refused (PTPL_C is zero).
+    #[must_use]
+    pub fn persist_reservations(mut self, store: Arc<dyn PrStore>) -> Self {
+        self.pr_store = Some(store);
+        self
     }
 
     /// Refuse writes (DATA PROTECT, WRITE PROTECTED) even if the backstore
@@ -103,6 +116,14 @@ pub(crate) struct LuState {
     pub mode: ModeParams,
     /// The size last reported, to notice backstore resizes.
     pub last_size: u64,
+    /// Persistent reservations.
+    pub pr: PrState,
+    /// The I_T nexus holding an SPC-2 RESERVE.
+    pub spc2: Option<NexusId>,
+    /// Identities (initiator port, relative port) of nexuses lost since
+    /// they last reached this LU: a new nexus with one of them gets I_T
+    /// NEXUS LOSS OCCURRED (SAM-5 §6.3.4).
+    pub lost: HashSet<(String, u16)>,
 }
 
 impl LuState {
@@ -140,10 +161,22 @@ pub(crate) struct LogicalUnit {
     /// Writes hold it shared; COMPARE AND WRITE holds it exclusive, which
     /// makes the compare and the write atomic against every other write.
     pub write_gate: async_lock::RwLock<()>,
+    /// Where APTPL state goes.
+    pub pr_store: Option<Arc<dyn PrStore>>,
+    /// Serialises PERSISTENT RESERVE OUT commands.
+    pub pr_gate: async_lock::Mutex<()>,
 }
 
 impl LogicalUnit {
-    pub(crate) fn new(index: u16, config: LuConfig, target_name: &str) -> Self {
+    pub(crate) fn new(
+        index: u16,
+        config: LuConfig,
+        target_name: &str,
+    ) -> Result<Self, PrStoreError> {
+        let pr = match &config.pr_store {
+            Some(store) => store.load()?.unwrap_or_default(),
+            None => PrState::default(),
+        };
         let geometry = config.backstore.geometry();
         let caps = config.backstore.capabilities();
         let hash = fnv1a(target_name.as_bytes(), u64::from(index));
@@ -153,7 +186,7 @@ impl LogicalUnit {
         let naa = config.naa.unwrap_or(hash & 0x0fff_ffff_ffff_ffff);
         let write_cache =
             config.backstore.write_cache() && caps.contains(Capabilities::WRITE_CACHE);
-        Self {
+        Ok(Self {
             read_only: config.read_only || geometry.read_only,
             backstore: config.backstore,
             serial,
@@ -162,10 +195,40 @@ impl LogicalUnit {
                 ua: HashMap::default(),
                 mode: ModeParams::defaults(write_cache),
                 last_size: geometry.size,
+                pr,
+                spc2: None,
+                lost: HashSet::new(),
             }),
             tasks: Arc::new(TaskSet::default()),
             write_gate: async_lock::RwLock::new(()),
+            pr_store: config.pr_store,
+            pr_gate: async_lock::Mutex::new(()),
+        })
+    }
+
+    /// Abort the tasks of the nexuses `victim` selects, on behalf of
+    /// `by` (another nexus): with TAS set they end with TASK ABORTED status,
+    /// with TAS clear silently and their nexus gets COMMANDS CLEARED BY
+    /// ANOTHER INITIATOR (SAM-5 §5.6, SPC-4 §7.5.8 TAS). Returns the nexuses
+    /// whose tasks were aborted.
+    pub(crate) fn abort_for_other(
+        &self,
+        by: NexusId,
+        victim: impl Fn(NexusId) -> bool,
+    ) -> Vec<NexusId> {
+        let tas = self.state().mode.tas;
+        let hit = self
+            .tasks
+            .abort_matching(|n, _| n != by && victim(n), |_| tas);
+        if !tas && !hit.is_empty() {
+            let mut state = self.state();
+            for n in &hit {
+                state
+                    .ua_of(*n)
+                    .push(Asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR);
+            }
         }
+        hit
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, LuState> {

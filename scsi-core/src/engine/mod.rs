@@ -130,6 +130,11 @@ pub enum ConfigError {
     /// block size, or a size that is not a multiple of it).
     #[error("backstore geometry is invalid: {0}")]
     BadGeometry(&'static str),
+    /// Saved persistent reservation state exists but cannot be loaded
+    /// (unreadable or corrupt): the logical unit is not started rather than
+    /// started with its reservations silently gone.
+    #[error("persistent reservation state: {0}")]
+    ReservationState(String),
 }
 
 /// A SCSI target device: logical units and the I_T nexuses that reach them.
@@ -137,6 +142,8 @@ pub struct Target {
     config: TargetConfig,
     luns: RwLock<BTreeMap<u16, Arc<LogicalUnit>>>,
     nexuses: RwLock<HashMap<NexusId, Arc<NexusInfo>>>,
+    /// Each nexus's reservation identity, computed once at `add_nexus`.
+    identities: RwLock<HashMap<NexusId, Arc<crate::pr::ItNexusIdentity>>>,
     next_nexus: AtomicU64,
 }
 
@@ -157,6 +164,7 @@ impl Target {
             config,
             luns: RwLock::new(BTreeMap::new()),
             nexuses: RwLock::new(HashMap::new()),
+            identities: RwLock::new(HashMap::new()),
             next_nexus: AtomicU64::new(1),
         })
     }
@@ -195,12 +203,13 @@ impl Target {
         if luns.contains_key(&index) {
             return Err(ConfigError::LunExists(index));
         }
+        let lu = LogicalUnit::new(index, config, &self.config.name)
+            .map_err(|e| ConfigError::ReservationState(e.to_string()))?;
         for other in luns.values() {
             other
                 .state()
                 .raise_all(Asc::REPORTED_LUNS_DATA_HAS_CHANGED, None);
         }
-        let lu = LogicalUnit::new(index, config, &self.config.name);
         luns.insert(index, Arc::new(lu));
         Ok(())
     }
@@ -227,27 +236,88 @@ impl Target {
         self.read_luns().keys().copied().collect()
     }
 
-    /// Register an I_T nexus.
+    /// Register an I_T nexus. A nexus with the identity (initiator port and
+    /// relative target port) of one lost earlier reports I_T NEXUS LOSS
+    /// OCCURRED first on each logical unit (SAM-5 §6.3.4); persistent
+    /// reservation registrations of that identity still apply to it.
     pub fn add_nexus(&self, info: NexusInfo) -> NexusId {
         let id = NexusId(self.next_nexus.fetch_add(1, Ordering::Relaxed));
+        let identity = (info.initiator_port.clone(), info.relative_port);
+        self.identities
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Arc::new(crate::pr::identity_of(&info)));
         self.nexuses
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert(id, Arc::new(info));
+        for lu in self.read_luns().values() {
+            let mut state = lu.state();
+            if state.lost.remove(&identity) {
+                let mut q = ua::UaQueue::default();
+                q.push(Asc::I_T_NEXUS_LOSS_OCCURRED);
+                state.ua.insert(id, q);
+            }
+        }
         id
     }
 
-    /// Remove an I_T nexus (I_T nexus loss): its tasks are aborted and its
-    /// unit attention queues dropped.
+    /// Remove an I_T nexus (I_T nexus loss): its tasks are aborted, its
+    /// unit attention queues dropped and its SPC-2 reservations released;
+    /// its identity is remembered so that a new nexus from the same port
+    /// learns of the loss.
     pub fn remove_nexus(&self, nexus: NexusId) {
-        self.nexuses
+        let info = self
+            .nexuses
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&nexus);
+        self.identities
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&nexus);
         for lu in self.read_luns().values() {
             lu.tasks.abort_where(|n, _| n == nexus);
-            lu.state().ua.remove(&nexus);
+            let mut state = lu.state();
+            state.ua.remove(&nexus);
+            if state.spc2 == Some(nexus) {
+                state.spc2 = None;
+            }
+            if let Some(info) = &info {
+                // Bounded: one entry per distinct initiator port seen.
+                if state.lost.len() < 4096 {
+                    state
+                        .lost
+                        .insert((info.initiator_port.clone(), info.relative_port));
+                }
+            }
         }
+    }
+
+    /// Every registered nexus with its reservation identity.
+    pub(crate) fn nexus_identities(&self) -> Vec<(NexusId, Arc<crate::pr::ItNexusIdentity>)> {
+        self.identities
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .map(|(id, who)| (*id, Arc::clone(who)))
+            .collect()
+    }
+
+    /// The reservation identity of `nexus` (an identity no registration
+    /// names, for a nexus that is gone).
+    pub(crate) fn identity(&self, nexus: NexusId) -> Arc<crate::pr::ItNexusIdentity> {
+        self.identities
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&nexus)
+            .cloned()
+            .unwrap_or_else(|| {
+                Arc::new(crate::pr::ItNexusIdentity {
+                    initiator: crate::pr::TransportId::Other(Vec::new()),
+                    relative_port: 0,
+                })
+            })
     }
 
     /// The identity of a registered nexus.

@@ -27,6 +27,20 @@ struct Entry {
     tag: u64,
     attribute: TaskAttribute,
     abort: AbortHandle,
+    /// Aborted by another nexus with TAS set: report TASK ABORTED status.
+    report: bool,
+}
+
+/// How a task ended, as far as task management is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Ending {
+    /// Not aborted: its response goes out.
+    Completed,
+    /// Aborted: nothing goes out for it (SAM-5 §5.6).
+    AbortedSilently,
+    /// Aborted by another I_T nexus with TAS set: TASK ABORTED status goes
+    /// out (SPC-4 §7.5.8).
+    AbortedWithStatus,
 }
 
 #[derive(Debug, Default)]
@@ -76,6 +90,7 @@ impl TaskSet {
             tag,
             attribute,
             abort,
+            report: false,
         });
         Ok(TaskGuard {
             set: Arc::clone(self),
@@ -100,14 +115,39 @@ impl TaskSet {
     }
 
     /// Abort every task matching `pred`; returns how many.
-    pub(crate) fn abort_where(&self, mut pred: impl FnMut(NexusId, u64) -> bool) -> usize {
-        let inner = self.lock();
-        let mut n = 0;
-        for t in inner.tasks.iter().filter(|t| pred(t.nexus, t.tag)) {
+    pub(crate) fn abort_where(&self, pred: impl FnMut(NexusId, u64) -> bool) -> usize {
+        let mut inner = self.lock();
+        Self::abort_locked(&mut inner, pred, |_| false).len()
+    }
+
+    /// Abort every task matching `pred`; the tasks of nexuses for which
+    /// `report` is true end with TASK ABORTED status. Returns the nexuses
+    /// that had tasks aborted, each once.
+    pub(crate) fn abort_matching(
+        &self,
+        pred: impl FnMut(NexusId, u64) -> bool,
+        report: impl Fn(NexusId) -> bool,
+    ) -> Vec<NexusId> {
+        let mut inner = self.lock();
+        Self::abort_locked(&mut inner, pred, report)
+    }
+
+    fn abort_locked(
+        inner: &mut Inner,
+        mut pred: impl FnMut(NexusId, u64) -> bool,
+        report: impl Fn(NexusId) -> bool,
+    ) -> Vec<NexusId> {
+        let mut hit = Vec::new();
+        for t in inner.tasks.iter_mut().filter(|t| pred(t.nexus, t.tag)) {
+            if !t.abort.is_aborted() {
+                t.report = report(t.nexus);
+            }
             t.abort.abort();
-            n += 1;
+            if !hit.contains(&t.nexus) {
+                hit.push(t.nexus);
+            }
         }
-        n
+        hit
     }
 
     /// Whether a task matching `pred` is in the set.
@@ -131,6 +171,33 @@ pub(crate) struct TaskGuard {
 }
 
 impl TaskGuard {
+    /// Complete the task: remove it from the set and say whether task
+    /// management aborted it first. Done under the task set's lock, so a
+    /// task management function either sees the task (and this reports it
+    /// aborted) or does not (and the task's response goes out).
+    pub(crate) fn finish(self) -> Ending {
+        let mut inner = self.set.lock();
+        let ending = match inner.tasks.iter().position(|t| t.seq == self.seq) {
+            Some(pos) => {
+                let t = inner.tasks.remove(pos);
+                if !t.abort.is_aborted() {
+                    Ending::Completed
+                } else if t.report {
+                    Ending::AbortedWithStatus
+                } else {
+                    Ending::AbortedSilently
+                }
+            }
+            None => Ending::Completed,
+        };
+        drop(inner);
+        // As in `Drop`: wake waiters only when some wait.
+        if self.set.waiting.load(Ordering::SeqCst) > 0 {
+            self.set.changed.notify(usize::MAX);
+        }
+        ending
+    }
+
     /// Wait until the task may enter the enabled state.
     pub(crate) async fn enabled(&self) {
         loop {

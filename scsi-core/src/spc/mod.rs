@@ -3,6 +3,7 @@
 //! SUPPORTED ... commands ([`rsoc`]).
 
 pub(crate) mod mode;
+pub(crate) mod reserve;
 pub(crate) mod rsoc;
 mod vpd;
 
