@@ -7,3 +7,5 @@
 //! with backing chains.
 
 pub mod pool;
+#[cfg(feature = "qcow2")]
+pub mod qcow2;
