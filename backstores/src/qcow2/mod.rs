@@ -179,6 +179,9 @@ struct Inner {
     spare: Mutex<Vec<IoBuffer>>,
     mem_align: usize,
     writable: bool,
+    /// Zero clusters exist (qcow2 version 3); version 2 images can
+    /// neither discard nor mark clusters zero in imago.
+    zero_clusters: bool,
 }
 
 /// A qcow2 image (with its backing chain) as a [`Backstore`].
@@ -237,13 +240,13 @@ impl Qcow2Backstore {
             .run(move || {
                 futures::executor::block_on(async move {
                     let file = ImageFile::memory(data, cap, writable);
-                    let (q, backing) = open_qcow2_layer(file, writable, false).await?;
+                    let (q, backing, version) = open_qcow2_layer(file, writable, false).await?;
                     if backing.is_some() {
                         return Err(Qcow2Error::Unsupported(
                             "backing file of an in-memory image".into(),
                         ));
                     }
-                    Ok(FormatAccess::new(q))
+                    Ok((FormatAccess::new(q), version))
                 })
             })
             .await
@@ -298,7 +301,7 @@ impl Qcow2Backstore {
     }
 
     fn from_image(
-        image: FormatAccess<ImageFile>,
+        (image, version): (FormatAccess<ImageFile>, u32),
         pool: BlockingPool,
         opts: &Qcow2Options,
     ) -> Result<Self, Qcow2Error> {
@@ -320,6 +323,7 @@ impl Qcow2Backstore {
                 spare: Mutex::new(Vec::new()),
                 mem_align,
                 writable,
+                zero_clusters: version >= 3,
             }),
             pool,
             geometry,
@@ -359,10 +363,10 @@ async fn open_qcow2_layer(
     file: ImageFile,
     writable: bool,
     direct: bool,
-) -> Result<(Qcow2<ImageFile>, Option<(String, Option<String>)>), Qcow2Error> {
+) -> Result<(Qcow2<ImageFile>, Option<(String, Option<String>)>, u32), Qcow2Error> {
     let mut head = [0u8; 112];
     let n = file.pread_some(&mut head, 0)?;
-    header::check_header(&head[..n], writable)?;
+    let info = header::check_header(&head[..n], writable)?;
     let q = Qcow2::<ImageFile>::builder(file)
         .write(writable)
         .backing(None)
@@ -378,14 +382,14 @@ async fn open_qcow2_layer(
     let backing = q
         .implicit_backing_file()
         .map(|name| (name.clone(), q.implicit_backing_format().cloned()));
-    Ok((q, backing))
+    Ok((q, backing, info.version))
 }
 
 /// Open the top image and its backing chain (runs on a pool worker).
 async fn open_chain(
     path: PathBuf,
     opts: Qcow2Options,
-) -> Result<FormatAccess<ImageFile>, Qcow2Error> {
+) -> Result<(FormatAccess<ImageFile>, u32), Qcow2Error> {
     let writable = !opts.read_only;
     let top = ImageFile::open_path(&path, writable, opts.direct)?;
     let mut head = [0u8; 4];
@@ -400,12 +404,16 @@ async fn open_chain(
     // attach bottom-up (a layer's backing must be complete when wrapped).
     let mut layers: Vec<Qcow2<ImageFile>> = Vec::new();
     let mut bottom_raw: Option<FormatAccess<ImageFile>> = None;
+    let mut top_version = 0;
     let mut next = Some((top, writable, path));
     while let Some((file, w, here)) = next.take() {
         if layers.len() >= opts.max_chain_depth {
             return Err(Qcow2Error::ChainTooDeep(opts.max_chain_depth));
         }
-        let (q, backing) = open_qcow2_layer(file, w, opts.direct).await?;
+        let (q, backing, version) = open_qcow2_layer(file, w, opts.direct).await?;
+        if layers.is_empty() {
+            top_version = version;
+        }
         layers.push(q);
         let Some((name, format)) = backing else { break };
         let resolved = resolve(&here, &name);
@@ -448,7 +456,8 @@ async fn open_chain(
         q.set_backing(below.take());
         below = Some(FormatAccess::new(q));
     }
-    below.ok_or_else(|| Qcow2Error::Invalid("empty chain".into()))
+    let image = below.ok_or_else(|| Qcow2Error::Invalid("empty chain".into()))?;
+    Ok((image, top_version))
 }
 
 /// Resolve a backing file name against the directory of the image naming it.
@@ -527,6 +536,29 @@ impl Inner {
         Ok(())
     }
 
+    /// Write zero data (version 2 images, which have no zero clusters).
+    fn write_zero_data(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _shared = self
+            .unmap
+            .read()
+            .map_err(|_| io::Error::other("poisoned"))?;
+        let mut bounce = self.take_buffer()?;
+        bounce.as_mut().into_slice().fill(0);
+        let r = futures::executor::block_on(async {
+            let mut pos = 0u64;
+            while pos < len {
+                let n = (len - pos).min(CHUNK as u64) as usize;
+                self.image
+                    .write(bounce.as_ref_range(0..n), offset + pos)
+                    .await?;
+                pos += n as u64;
+            }
+            Ok(())
+        });
+        self.give_buffer(bounce);
+        r
+    }
+
     fn flush(&self) -> io::Result<()> {
         if !self.writable {
             return Ok(());
@@ -538,6 +570,9 @@ impl Inner {
     }
 
     fn zero(&self, offset: u64, len: u64, unmap: bool) -> io::Result<()> {
+        if !self.zero_clusters {
+            return self.write_zero_data(offset, len);
+        }
         if unmap {
             let _excl = self
                 .unmap
@@ -601,15 +636,18 @@ impl Backstore for Qcow2Backstore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        if self.inner.writable {
+        if !self.inner.writable {
+            Capabilities::ALLOCATION_STATUS
+        } else if !self.inner.zero_clusters {
+            // Version 2: no zero clusters, so no discard and no cheap zeroes.
+            Capabilities::ALLOCATION_STATUS | Capabilities::WRITE_CACHE | Capabilities::FUA
+        } else {
             Capabilities::DISCARD
                 | Capabilities::DISCARD_ZEROES
                 | Capabilities::WRITE_ZEROES
                 | Capabilities::ALLOCATION_STATUS
                 | Capabilities::WRITE_CACHE
                 | Capabilities::FUA
-        } else {
-            Capabilities::ALLOCATION_STATUS
         }
     }
 
@@ -640,6 +678,9 @@ impl Backstore for Qcow2Backstore {
 
     async fn discard(&self, offset: u64, len: u64) -> IoResult<()> {
         self.check_writable()?;
+        if !self.inner.zero_clusters {
+            return Err(IoError::Unsupported);
+        }
         self.check_range(offset, len)?;
         self.run(move |i| i.zero(offset, len, true))
             .await
