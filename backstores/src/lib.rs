@@ -1,11 +1,27 @@
 //! Backstores for tgtkit logical units.
 //!
-//! This crate will hold the implementations of
-//! `tgtkit_scsi_core::backstore::Backstore`: a sparse concurrent `ram`
-//! backstore, a raw `file` backstore (regular files and block devices, on a
-//! thread pool it owns or io_uring behind a feature), and `qcow2` images
-//! with backing chains.
+//! Implementations of [`Backstore`](tgtkit_scsi_core::backstore::Backstore):
+//!
+//! * [`ram::RamBackstore`]: sparse and concurrent, in memory;
+//! * [`file::FileBackstore`]: a regular file or a block device, with
+//!   positioned vectored I/O on a [`pool::BlockingPool`] the backstore owns,
+//!   or on an io_uring ring behind the cargo feature `io-uring`;
+//! * `qcow2::Qcow2Backstore` (cargo feature `qcow2`): qcow2 images with
+//!   backing chains, on imago.
+//!
+//! The ram and file backstores move data straight between the medium and the transport's
+//! [`DataBuffer`](tgtkit_scsi_core::buffer::DataBuffer): no per-command copy.
 
+pub mod error;
+pub mod file;
 pub mod pool;
 #[cfg(feature = "qcow2")]
 pub mod qcow2;
+pub mod ram;
+mod sys;
+#[cfg(feature = "io-uring")]
+mod uring;
+
+pub use error::ConfigError;
+pub use file::{FileBackstore, FileOptions, IoEngine};
+pub use ram::{RamBackstore, RamOptions};

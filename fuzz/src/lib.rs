@@ -5,3 +5,5 @@
 //! (`cargo fuzz run <target> --features libfuzzer`), and `tests/replay.rs`
 //! runs every file of `corpus/<target>/` through them on the stable
 //! toolchain, so each corpus is a regression suite for `cargo test`.
+
+pub mod scsi;

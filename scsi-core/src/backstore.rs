@@ -159,13 +159,12 @@ impl IoError {
                 SenseKey::DATA_PROTECT,
                 Asc::SPACE_ALLOCATION_FAILED_WRITE_PROTECT,
             ),
-            IoError::OutOfRange => {
-                Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE)
-            }
+            IoError::OutOfRange => Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE),
             IoError::ReadOnly => Sense::new(SenseKey::DATA_PROTECT, Asc::WRITE_PROTECTED),
-            IoError::Unsupported => {
-                Sense::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_COMMAND_OPERATION_CODE)
-            }
+            IoError::Unsupported => Sense::new(
+                SenseKey::ILLEGAL_REQUEST,
+                Asc::INVALID_COMMAND_OPERATION_CODE,
+            ),
         }
     }
 }

@@ -8,7 +8,7 @@
 //!   REPORT SUPPORTED OPERATION CODES;
 //! * [`engine`]: the [`Target`](engine::Target), its logical units, I_T
 //!   nexuses, unit attentions and task sets;
-//! * [`spc`] and [`sbc`]: the primary and block command sets of the disk
+//! * `spc` and `sbc` (internal): the primary and block command sets of the disk
 //!   device model;
 //! * [`backstore`] and [`buffer`]: the async storage trait under a logical
 //!   unit and the transport-owned data buffers it reads and writes in place.
@@ -19,6 +19,13 @@
 
 pub mod backstore;
 pub mod buffer;
+pub mod cdb;
+pub mod engine;
 pub mod lun;
+pub(crate) mod sbc;
 pub mod sense;
+pub(crate) mod spc;
 pub mod status;
+pub mod table;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod test_utils;

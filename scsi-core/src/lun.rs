@@ -26,7 +26,7 @@ impl Lun {
     #[must_use]
     pub fn from_index(index: u16) -> Option<Self> {
         match index {
-            0..=0xff => Some(Self([0, index as u8, 0, 0, 0, 0, 0, 0])),
+            0..=0xff => Some(Self([0, index.to_be_bytes()[1], 0, 0, 0, 0, 0, 0])),
             0x100..=MAX_LUN_INDEX => {
                 let [hi, lo] = index.to_be_bytes();
                 Some(Self([0x40 | hi, lo, 0, 0, 0, 0, 0, 0]))
@@ -88,7 +88,10 @@ mod tests {
     #[test]
     fn encodes_peripheral_and_flat() {
         assert_eq!(Lun::from_index(5).unwrap().0, [0, 5, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(Lun::from_index(0x123).unwrap().0, [0x41, 0x23, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            Lun::from_index(0x123).unwrap().0,
+            [0x41, 0x23, 0, 0, 0, 0, 0, 0]
+        );
         assert!(Lun::from_index(0x4000).is_none());
     }
 

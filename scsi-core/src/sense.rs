@@ -326,8 +326,11 @@ impl Sense {
             Some(b) => FieldPointer::param_bit(byte, b),
             None => FieldPointer::param(byte),
         };
-        Self::new(SenseKey::ILLEGAL_REQUEST, Asc::INVALID_FIELD_IN_PARAMETER_LIST)
-            .with_field(field)
+        Self::new(
+            SenseKey::ILLEGAL_REQUEST,
+            Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+        )
+        .with_field(field)
     }
 
     /// ILLEGAL REQUEST with `asc` and no field pointer.

@@ -1,0 +1,848 @@
+//! A backstore over a regular file or a block device.
+//!
+//! Reads and writes are positioned vectored system calls (`preadv`,
+//! `pwritev2`) whose iovecs are the segments of the transport's
+//! [`DataBuffer`], so data moves once, between the page cache (or the
+//! device, with O_DIRECT) and the transport's memory. They run on a small
+//! [`BlockingPool`] the backstore owns, or, with the cargo feature
+//! `io-uring` and [`IoEngine::IoUring`], on an io_uring ring driven by a
+//! thread the backstore owns.
+//!
+//! | operation | regular file | block device |
+//! | --- | --- | --- |
+//! | read past EOF | zeroes | - |
+//! | FUA write | `pwritev2(RWF_DSYNC)`, else write + `fdatasync` | same |
+//! | flush | `fdatasync` | `fdatasync` |
+//! | discard | `fallocate(PUNCH_HOLE\|KEEP_SIZE)` | `BLKDISCARD` |
+//! | write-zeroes | `fallocate(ZERO_RANGE)`; with may-unmap `PUNCH_HOLE`; else writing zeroes | `fallocate(ZERO_RANGE/PUNCH_HOLE)`, `BLKZEROOUT`, writing zeroes |
+//! | allocation status | `SEEK_DATA`/`SEEK_HOLE` | all mapped |
+//!
+//! Capabilities are probed at open: discard is offered only if punching a
+//! hole (past the end of the file, which changes nothing) succeeds, and
+//! allocation status only if `SEEK_DATA` is understood.
+//!
+//! With the write cache switched off (MODE SELECT WCE=0, or
+//! [`FileOptions::write_cache`]) every write is made durable before it
+//! completes, as if it carried FUA.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use futures::executor::block_on;
+//! use tgtkit_backstores::file::FileOptions;
+//! use tgtkit_scsi_core::backstore::{Backstore, WriteFlags};
+//! use tgtkit_scsi_core::buffer::DataBuffer;
+//!
+//! let disk = FileOptions::new().threads(4).open("/var/lib/disk.img").unwrap();
+//! println!("{} blocks", disk.geometry().blocks());
+//! let disk: Arc<dyn Backstore> = Arc::new(disk);
+//! block_on(disk.write(0, DataBuffer::from_vec(vec![1; 4096]), WriteFlags::FUA)).unwrap();
+//! ```
+//!
+//! A doctest that runs:
+//!
+//! ```
+//! use futures::executor::block_on;
+//! use tgtkit_backstores::file::FileBackstore;
+//! use tgtkit_scsi_core::backstore::{Backstore, Capabilities, WriteFlags};
+//! use tgtkit_scsi_core::buffer::DataBuffer;
+//!
+//! let path = std::env::temp_dir().join(format!("tgtkit-doc-{}.img", std::process::id()));
+//! std::fs::File::create(&path).unwrap().set_len(1 << 20).unwrap();
+//! let disk = FileBackstore::open(&path).unwrap();
+//! assert_eq!(disk.geometry().size, 1 << 20);
+//! block_on(async {
+//!     disk.write(4096, DataBuffer::from_vec(vec![9; 512]), WriteFlags::FUA).await.unwrap();
+//!     let out = DataBuffer::zeroed(1024);
+//!     disk.read(3584, out.clone()).await.unwrap();
+//!     assert_eq!(out.to_vec()[..512], [0; 512]);
+//!     assert_eq!(out.to_vec()[512..], [9; 512]);
+//!     if disk.capabilities().contains(Capabilities::DISCARD) {
+//!         disk.discard(0, 1 << 20).await.unwrap();
+//!     }
+//! });
+//! std::fs::remove_file(&path).unwrap();
+//! ```
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use rustix::fs::{FallocateFlags, SeekFrom};
+use tgtkit_scsi_core::backstore::{
+    AllocationState, Backstore, Capabilities, Extent, Geometry, IoError, IoResult, WriteFlags,
+};
+use tgtkit_scsi_core::buffer::DataBuffer;
+
+use crate::error::{check_geometry, check_range, ConfigError};
+use crate::pool::BlockingPool;
+use crate::sys;
+
+/// Size of the shared zero buffer used when zeroes must be written.
+const ZERO_CHUNK: usize = 1 << 20;
+
+/// Which mechanism runs reads, writes and flushes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IoEngine {
+    /// Blocking `preadv`/`pwritev2` on the backstore's thread pool.
+    #[default]
+    ThreadPool,
+    /// An io_uring ring driven by a thread the backstore owns. If the
+    /// kernel refuses `io_uring_setup`, the backstore falls back to
+    /// [`IoEngine::ThreadPool`] and logs why ([`FileBackstore::engine`]
+    /// tells which one runs).
+    #[cfg(feature = "io-uring")]
+    IoUring,
+}
+
+/// Options for opening a [`FileBackstore`].
+#[derive(Debug, Clone)]
+pub struct FileOptions {
+    read_only: bool,
+    direct: bool,
+    logical_block_size: Option<u32>,
+    physical_block_size: Option<u32>,
+    threads: usize,
+    write_cache: bool,
+    rotational: bool,
+    engine: IoEngine,
+}
+
+impl Default for FileOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FileOptions {
+    /// Defaults: read-write, buffered I/O, 512-byte blocks for files (the
+    /// device's own for block devices), 4 threads, write cache on, thread
+    /// pool engine.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            read_only: false,
+            direct: false,
+            logical_block_size: None,
+            physical_block_size: None,
+            threads: 4,
+            write_cache: true,
+            rotational: false,
+            engine: IoEngine::ThreadPool,
+        }
+    }
+
+    /// Open read-only; writes, discards and write-zeroes fail with
+    /// [`IoError::ReadOnly`].
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Open with `O_DIRECT`. Buffers whose segments are not aligned to the
+    /// file's direct-I/O memory alignment go through an aligned bounce
+    /// buffer; aligned ones are used in place.
+    #[must_use]
+    pub fn direct(mut self, direct: bool) -> Self {
+        self.direct = direct;
+        self
+    }
+
+    /// Logical block size (power of two, 512..=65536). Defaults to 512 for
+    /// files and the device's logical block size for block devices.
+    #[must_use]
+    pub fn logical_block_size(mut self, bytes: u32) -> Self {
+        self.logical_block_size = Some(bytes);
+        self
+    }
+
+    /// Physical block size (defaults to the logical block size, or the
+    /// device's physical block size for block devices).
+    #[must_use]
+    pub fn physical_block_size(mut self, bytes: u32) -> Self {
+        self.physical_block_size = Some(bytes);
+        self
+    }
+
+    /// Worker threads in the backstore's blocking pool (at least 1).
+    #[must_use]
+    pub fn threads(mut self, threads: usize) -> Self {
+        self.threads = threads;
+        self
+    }
+
+    /// Initial write-cache state. Off means every write is durable before
+    /// it completes.
+    #[must_use]
+    pub fn write_cache(mut self, enabled: bool) -> Self {
+        self.write_cache = enabled;
+        self
+    }
+
+    /// Report the medium as rotational.
+    #[must_use]
+    pub fn rotational(mut self, rotational: bool) -> Self {
+        self.rotational = rotational;
+        self
+    }
+
+    /// Choose the I/O engine.
+    #[must_use]
+    pub fn engine(mut self, engine: IoEngine) -> Self {
+        self.engine = engine;
+        self
+    }
+
+    /// Open `path` (a regular file or a block device).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Io`] if the file cannot be opened or examined,
+    /// [`ConfigError::UnsupportedFileType`] for anything but a regular file
+    /// or block device, and the geometry errors of [`ConfigError`].
+    pub fn open(&self, path: impl AsRef<Path>) -> Result<FileBackstore, ConfigError> {
+        let path = path.as_ref().to_path_buf();
+        let io_err = |what: &'static str, path: &Path| {
+            let path = path.to_path_buf();
+            move |source: io::Error| ConfigError::Io { what, path, source }
+        };
+        let mut flags = libc::O_CLOEXEC;
+        if self.direct {
+            flags |= libc::O_DIRECT;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!self.read_only)
+            .custom_flags(flags)
+            .open(&path)
+            .map_err(io_err("opening", &path))?;
+        let meta = file.metadata().map_err(io_err("examining", &path))?;
+        let kind = if meta.file_type().is_file() {
+            Kind::Regular
+        } else if meta.file_type().is_block_device() {
+            Kind::Block
+        } else {
+            return Err(ConfigError::UnsupportedFileType(path));
+        };
+        let (dev_logical, dev_physical) = match kind {
+            Kind::Regular => (512, None),
+            Kind::Block => {
+                let l = rustix::fs::ioctl_blksszget(&file)
+                    .map_err(|e| io_err("BLKSSZGET on", &path)(e.into()))?;
+                let p = rustix::fs::ioctl_blkpbszget(&file).ok();
+                (l, p)
+            }
+        };
+        let logical = self.logical_block_size.unwrap_or(dev_logical);
+        let physical = self
+            .physical_block_size
+            .or(dev_physical.filter(|&p| p >= logical))
+            .unwrap_or(logical);
+        check_geometry(0, logical, physical)?;
+        if kind == Kind::Block && logical < dev_logical {
+            return Err(ConfigError::LogicalBlockSize(logical));
+        }
+        let mem_align = if self.direct {
+            direct_alignment(&file, logical)
+                .map_err(io_err("probing direct I/O alignment of", &path))?
+        } else {
+            1
+        };
+        let raw_size = raw_size(&file, kind).map_err(io_err("sizing", &path))?;
+        let size = raw_size - raw_size % u64::from(logical);
+
+        let writable = !self.read_only;
+        let punch_hole = writable && kind == Kind::Regular && probe_punch_hole(&file, raw_size);
+        let seek_data = kind == Kind::Regular && probe_seek_data(&file);
+        let inner = Arc::new(Inner {
+            file,
+            path,
+            kind,
+            size: AtomicU64::new(size),
+            logical,
+            physical,
+            read_only: self.read_only,
+            rotational: self.rotational,
+            direct: self.direct,
+            mem_align,
+            write_cache: AtomicBool::new(self.write_cache),
+            dsync_flag: AtomicBool::new(true),
+            punch_hole,
+            zero_range: AtomicBool::new(true),
+            seek_data: AtomicBool::new(seek_data),
+            zeroes: OnceLock::new(),
+        });
+        let pool = BlockingPool::new("tgtkit-file", self.threads);
+        let engine = Engine::start(self.engine, &inner);
+        Ok(FileBackstore {
+            inner,
+            pool,
+            engine,
+        })
+    }
+}
+
+/// Direct-I/O memory alignment for `file`: the kernel's (statx
+/// `STATX_DIOALIGN`) if known, else 4096; fails if the file refuses direct
+/// I/O or `logical` is not a multiple of the offset alignment.
+fn direct_alignment(file: &File, logical: u32) -> io::Result<usize> {
+    use rustix::fs::{AtFlags, StatxFlags};
+    match rustix::fs::statx(file, c"", AtFlags::EMPTY_PATH, StatxFlags::DIOALIGN) {
+        Ok(stx) if stx.stx_mask & StatxFlags::DIOALIGN.bits() != 0 => {
+            if stx.stx_dio_offset_align == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the file system does not support direct I/O on this file",
+                ));
+            }
+            if logical % stx.stx_dio_offset_align != 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "logical block size {logical} is not a multiple of the direct I/O offset alignment {}",
+                        stx.stx_dio_offset_align
+                    ),
+                ));
+            }
+            Ok(stx.stx_dio_mem_align.max(1) as usize)
+        }
+        _ => Ok(4096),
+    }
+}
+
+fn raw_size(file: &File, kind: Kind) -> io::Result<u64> {
+    match kind {
+        Kind::Regular => Ok(file.metadata()?.len()),
+        Kind::Block => sys::block_device_size(file.as_fd()),
+    }
+}
+
+/// Whether the file system punches holes: punch one past the end of the
+/// file (KEEP_SIZE), which changes no data.
+fn probe_punch_hole(file: &File, size: u64) -> bool {
+    let at = size.div_ceil(65536) * 65536;
+    match rustix::fs::fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        at,
+        65536,
+    ) {
+        Ok(()) => true,
+        Err(err) => {
+            tracing::debug!(%err, "file backstore: PUNCH_HOLE unsupported, no discard");
+            false
+        }
+    }
+}
+
+/// Whether `lseek(SEEK_DATA)` is understood.
+fn probe_seek_data(file: &File) -> bool {
+    match rustix::fs::seek(file, SeekFrom::Data(0)) {
+        Ok(_) => true,
+        Err(err) => err == rustix::io::Errno::NXIO,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Regular,
+    Block,
+}
+
+/// State shared with the pool workers and the ring thread.
+pub(crate) struct Inner {
+    pub(crate) file: File,
+    path: PathBuf,
+    kind: Kind,
+    size: AtomicU64,
+    logical: u32,
+    physical: u32,
+    read_only: bool,
+    rotational: bool,
+    direct: bool,
+    /// Memory alignment direct I/O needs (1 when buffered).
+    mem_align: usize,
+    write_cache: AtomicBool,
+    /// `pwritev2(RWF_DSYNC)` is still believed to work.
+    pub(crate) dsync_flag: AtomicBool,
+    punch_hole: bool,
+    /// `fallocate(ZERO_RANGE)` is still believed to work.
+    zero_range: AtomicBool,
+    seek_data: AtomicBool,
+    /// A shared buffer of zeroes, aligned for direct I/O.
+    zeroes: OnceLock<DataBuffer>,
+}
+
+impl Inner {
+    /// Read on the calling thread.
+    fn read_blocking(&self, offset: u64, buf: &DataBuffer) -> io::Result<()> {
+        sys::preadv_all(self.file.as_fd(), buf, offset)
+    }
+
+    /// Write on the calling thread; `durable` makes it durable before
+    /// returning (RWF_DSYNC, or fdatasync where the flag is refused).
+    pub(crate) fn write_blocking(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        durable: bool,
+    ) -> io::Result<()> {
+        if durable && self.dsync_flag.load(Ordering::Relaxed) {
+            match sys::pwritev_all(self.file.as_fd(), buf, offset, true) {
+                Err(err) if sys::unsupported(&err) || err.raw_os_error() == Some(libc::EINVAL) => {
+                    tracing::info!(%err, "file backstore: pwritev2(RWF_DSYNC) refused; using fdatasync for FUA");
+                    self.dsync_flag.store(false, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        sys::pwritev_all(self.file.as_fd(), buf, offset, false)?;
+        if durable {
+            rustix::fs::fdatasync(&self.file)?;
+        }
+        Ok(())
+    }
+
+    fn zero_buffer(&self) -> &DataBuffer {
+        self.zeroes
+            .get_or_init(|| sys::aligned_buffer(ZERO_CHUNK, self.mem_align.max(4096)))
+    }
+
+    /// Write zeroes by writing a zero buffer.
+    fn write_zero_data(&self, offset: u64, len: u64) -> io::Result<()> {
+        let zero = self.zero_buffer();
+        let mut at = 0;
+        while at < len {
+            let n = (len - at).min(ZERO_CHUNK as u64);
+            #[allow(clippy::cast_possible_truncation)]
+            let piece = zero.truncated(n as usize);
+            self.write_blocking(offset + at, &piece, false)?;
+            at += n;
+        }
+        Ok(())
+    }
+
+    fn fallocate(&self, flags: FallocateFlags, offset: u64, len: u64) -> io::Result<()> {
+        loop {
+            match rustix::fs::fallocate(&self.file, flags, offset, len) {
+                Err(rustix::io::Errno::INTR) => {}
+                other => return other.map_err(io::Error::from),
+            }
+        }
+    }
+
+    fn discard_blocking(&self, offset: u64, len: u64) -> io::Result<()> {
+        match self.kind {
+            Kind::Regular => self.fallocate(
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            ),
+            Kind::Block => sys::blk_discard(self.file.as_fd(), offset, len),
+        }
+    }
+
+    fn write_zeroes_blocking(&self, offset: u64, len: u64, may_unmap: bool) -> io::Result<()> {
+        let punch = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+        if may_unmap && (self.punch_hole || self.kind == Kind::Block) {
+            match self.fallocate(punch, offset, len) {
+                Ok(()) => return Ok(()),
+                Err(err) if sys::unsupported(&err) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        if self.zero_range.load(Ordering::Relaxed) {
+            match self.fallocate(
+                FallocateFlags::ZERO_RANGE | FallocateFlags::KEEP_SIZE,
+                offset,
+                len,
+            ) {
+                Ok(()) => return Ok(()),
+                Err(err) if sys::unsupported(&err) => {
+                    tracing::debug!(%err, "file backstore: ZERO_RANGE unsupported");
+                    self.zero_range.store(false, Ordering::Relaxed);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+        match self.kind {
+            Kind::Regular if self.punch_hole => {
+                // Punch, then allocate again so the range stays mapped.
+                self.fallocate(punch, offset, len)?;
+                if !may_unmap {
+                    self.fallocate(FallocateFlags::KEEP_SIZE, offset, len)?;
+                }
+                return Ok(());
+            }
+            Kind::Block => match sys::blk_zeroout(self.file.as_fd(), offset, len) {
+                Ok(()) => return Ok(()),
+                Err(err) if sys::unsupported(&err) => {}
+                Err(err) => return Err(err),
+            },
+            Kind::Regular => {}
+        }
+        self.write_zero_data(offset, len)
+    }
+
+    fn allocation_blocking(&self, offset: u64, len: u64) -> io::Result<Extent> {
+        let mapped = Extent {
+            len,
+            state: AllocationState::Mapped,
+        };
+        let hole = |until: u64| Extent {
+            len: until.min(offset + len) - offset,
+            state: AllocationState::Deallocated,
+        };
+        if !self.seek_data.load(Ordering::Relaxed) {
+            return Ok(mapped);
+        }
+        match rustix::fs::seek(&self.file, SeekFrom::Data(offset)) {
+            Ok(data) if data > offset => Ok(hole(data)),
+            Ok(_) => match rustix::fs::seek(&self.file, SeekFrom::Hole(offset)) {
+                Ok(h) if h > offset => Ok(Extent {
+                    len: h.min(offset + len) - offset,
+                    state: AllocationState::Mapped,
+                }),
+                // Truncated under us: nothing there.
+                Ok(_) | Err(rustix::io::Errno::NXIO) => Ok(hole(offset + len)),
+                Err(err) => Err(err.into()),
+            },
+            Err(rustix::io::Errno::NXIO) => Ok(hole(offset + len)),
+            Err(err) if err == rustix::io::Errno::INVAL || err == rustix::io::Errno::OPNOTSUPP => {
+                self.seek_data.store(false, Ordering::Relaxed);
+                Ok(mapped)
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+}
+
+/// The running I/O engine.
+enum Engine {
+    Pool,
+    #[cfg(feature = "io-uring")]
+    Uring(crate::uring::Ring),
+}
+
+impl Engine {
+    #[allow(clippy::unnecessary_wraps, clippy::needless_pass_by_value)]
+    fn start(choice: IoEngine, inner: &Arc<Inner>) -> Engine {
+        let _ = inner;
+        match choice {
+            IoEngine::ThreadPool => Engine::Pool,
+            #[cfg(feature = "io-uring")]
+            IoEngine::IoUring => match crate::uring::Ring::start(Arc::clone(inner)) {
+                Ok(ring) => Engine::Uring(ring),
+                Err(err) => {
+                    tracing::warn!(%err, "io_uring unavailable; the file backstore uses its thread pool");
+                    Engine::Pool
+                }
+            },
+        }
+    }
+}
+
+/// A backstore over a regular file or a block device; see the
+/// [module documentation](self).
+pub struct FileBackstore {
+    inner: Arc<Inner>,
+    pool: BlockingPool,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for FileBackstore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileBackstore")
+            .field("path", &self.inner.path)
+            .field("geometry", &self.geometry())
+            .field("engine", &self.engine())
+            .finish_non_exhaustive()
+    }
+}
+
+fn pool_gone() -> io::Error {
+    io::Error::other("the backstore's I/O thread pool is gone")
+}
+
+impl FileBackstore {
+    /// Open `path` read-write with default [`FileOptions`].
+    ///
+    /// # Errors
+    ///
+    /// As [`FileOptions::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        FileOptions::new().open(path)
+    }
+
+    /// The file's path.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// The engine actually running reads and writes.
+    #[must_use]
+    pub fn engine(&self) -> IoEngine {
+        match self.engine {
+            Engine::Pool => IoEngine::ThreadPool,
+            #[cfg(feature = "io-uring")]
+            Engine::Uring(_) => IoEngine::IoUring,
+        }
+    }
+
+    /// Whether the file is a block device.
+    #[must_use]
+    pub fn is_block_device(&self) -> bool {
+        self.inner.kind == Kind::Block
+    }
+
+    /// Re-read the size of the file or device (after it was grown or
+    /// shrunk from outside) and return it; [`Backstore::geometry`] then
+    /// reports it, and the engine raises CAPACITY DATA HAS CHANGED.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Io`] if the size cannot be read.
+    pub fn refresh_size(&self) -> Result<u64, ConfigError> {
+        let raw =
+            raw_size(&self.inner.file, self.inner.kind).map_err(|source| ConfigError::Io {
+                what: "sizing",
+                path: self.inner.path.clone(),
+                source,
+            })?;
+        let size = raw - raw % u64::from(self.inner.logical);
+        self.inner.size.store(size, Ordering::Release);
+        Ok(size)
+    }
+
+    /// Resize a regular file to `size` bytes (`ftruncate`) and report the
+    /// new size through [`Backstore::geometry`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::NotRegularFile`] for block devices,
+    /// [`ConfigError::ReadOnly`], [`ConfigError::Size`] if `size` is not a
+    /// multiple of the logical block size, [`ConfigError::Io`] if the
+    /// truncate fails.
+    pub fn resize(&self, size: u64) -> Result<(), ConfigError> {
+        if self.inner.kind != Kind::Regular {
+            return Err(ConfigError::NotRegularFile(self.inner.path.clone()));
+        }
+        if self.inner.read_only {
+            return Err(ConfigError::ReadOnly);
+        }
+        if size % u64::from(self.inner.logical) != 0 {
+            return Err(ConfigError::Size {
+                size,
+                block: self.inner.logical,
+            });
+        }
+        self.inner
+            .file
+            .set_len(size)
+            .map_err(|source| ConfigError::Io {
+                what: "resizing",
+                path: self.inner.path.clone(),
+                source,
+            })?;
+        self.inner.size.store(size, Ordering::Release);
+        Ok(())
+    }
+
+    fn check_write(&self, offset: u64, len: u64) -> IoResult<()> {
+        if self.inner.read_only {
+            return Err(IoError::ReadOnly);
+        }
+        check_range(offset, len, self.inner.size.load(Ordering::Acquire))
+    }
+
+    /// Run `f` on the pool.
+    async fn blocking<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inner) -> io::Result<R> + Send + 'static,
+    ) -> io::Result<R> {
+        let inner = Arc::clone(&self.inner);
+        self.pool
+            .run(move || f(&inner))
+            .await
+            .unwrap_or_else(|_| Err(pool_gone()))
+    }
+
+    /// Read into `buf`, which is suitably aligned.
+    async fn read_direct(&self, offset: u64, buf: DataBuffer) -> io::Result<()> {
+        match &self.engine {
+            Engine::Pool => {
+                self.blocking(move |inner| inner.read_blocking(offset, &buf))
+                    .await
+            }
+            #[cfg(feature = "io-uring")]
+            Engine::Uring(ring) => ring.read(offset, buf).await,
+        }
+    }
+
+    async fn write_direct(&self, offset: u64, buf: DataBuffer, durable: bool) -> io::Result<()> {
+        match &self.engine {
+            Engine::Pool => {
+                self.blocking(move |inner| inner.write_blocking(offset, &buf, durable))
+                    .await
+            }
+            #[cfg(feature = "io-uring")]
+            Engine::Uring(ring) => ring.write(offset, buf, durable).await,
+        }
+    }
+
+    fn needs_bounce(&self, buf: &DataBuffer) -> bool {
+        self.inner.direct && !sys::is_aligned(buf, self.inner.mem_align)
+    }
+}
+
+#[async_trait]
+impl Backstore for FileBackstore {
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            size: self.inner.size.load(Ordering::Acquire),
+            logical_block_size: self.inner.logical,
+            physical_block_size: self.inner.physical,
+            read_only: self.inner.read_only,
+            rotational: self.inner.rotational,
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let inner = &self.inner;
+        let mut caps = Capabilities::FUA | Capabilities::WRITE_CACHE_TOGGLE;
+        if inner.write_cache.load(Ordering::Relaxed) {
+            caps |= Capabilities::WRITE_CACHE;
+        }
+        if !inner.read_only {
+            match inner.kind {
+                Kind::Regular if inner.punch_hole => {
+                    caps |= Capabilities::DISCARD
+                        | Capabilities::DISCARD_ZEROES
+                        | Capabilities::WRITE_ZEROES;
+                }
+                Kind::Regular => {}
+                // What a discarded range of a device reads back is the
+                // device's business: no DISCARD_ZEROES.
+                Kind::Block => caps |= Capabilities::DISCARD | Capabilities::WRITE_ZEROES,
+            }
+        }
+        if inner.seek_data.load(Ordering::Relaxed) {
+            caps |= Capabilities::ALLOCATION_STATUS;
+        }
+        caps
+    }
+
+    async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
+        check_range(
+            offset,
+            buf.len() as u64,
+            self.inner.size.load(Ordering::Acquire),
+        )?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        if self.needs_bounce(&buf) {
+            let bounce = sys::aligned_buffer(buf.len(), self.inner.mem_align);
+            self.read_direct(offset, bounce.clone())
+                .await
+                .map_err(IoError::Read)?;
+            buf.copy_from_buffer(0, &bounce, 0, bounce.len());
+            return Ok(());
+        }
+        self.read_direct(offset, buf).await.map_err(IoError::Read)
+    }
+
+    async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
+        self.check_write(offset, buf.len() as u64)?;
+        let durable =
+            flags.contains(WriteFlags::FUA) || !self.inner.write_cache.load(Ordering::Relaxed);
+        if buf.is_empty() {
+            return if durable { self.flush().await } else { Ok(()) };
+        }
+        let buf = if self.needs_bounce(&buf) {
+            let bounce = sys::aligned_buffer(buf.len(), self.inner.mem_align);
+            bounce.copy_from_buffer(0, &buf, 0, buf.len());
+            bounce
+        } else {
+            buf
+        };
+        self.write_direct(offset, buf, durable)
+            .await
+            .map_err(IoError::from_write)
+    }
+
+    async fn flush(&self) -> IoResult<()> {
+        let r = match &self.engine {
+            Engine::Pool => {
+                self.blocking(|inner| rustix::fs::fdatasync(&inner.file).map_err(io::Error::from))
+                    .await
+            }
+            #[cfg(feature = "io-uring")]
+            Engine::Uring(ring) => ring.flush().await,
+        };
+        r.map_err(IoError::from_write)
+    }
+
+    async fn discard(&self, offset: u64, len: u64) -> IoResult<()> {
+        self.check_write(offset, len)?;
+        if !self.capabilities().contains(Capabilities::DISCARD) {
+            return Err(IoError::Unsupported);
+        }
+        if len == 0 {
+            return Ok(());
+        }
+        self.blocking(move |inner| inner.discard_blocking(offset, len))
+            .await
+            .map_err(|err| {
+                if sys::unsupported(&err) {
+                    IoError::Unsupported
+                } else {
+                    IoError::from_write(err)
+                }
+            })
+    }
+
+    async fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> IoResult<()> {
+        self.check_write(offset, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let durable = !self.inner.write_cache.load(Ordering::Relaxed);
+        self.blocking(move |inner| {
+            inner.write_zeroes_blocking(offset, len, may_unmap)?;
+            if durable {
+                rustix::fs::fdatasync(&inner.file)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(IoError::from_write)
+    }
+
+    async fn allocation(&self, offset: u64, len: u64) -> IoResult<Extent> {
+        let size = self.inner.size.load(Ordering::Acquire);
+        if offset >= size || len == 0 {
+            return Err(IoError::OutOfRange);
+        }
+        let len = len.min(size - offset);
+        self.blocking(move |inner| inner.allocation_blocking(offset, len))
+            .await
+            .map_err(IoError::Read)
+    }
+
+    fn write_cache(&self) -> bool {
+        self.inner.write_cache.load(Ordering::Relaxed)
+    }
+
+    fn set_write_cache(&self, enabled: bool) -> IoResult<()> {
+        self.inner.write_cache.store(enabled, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,681 @@
+//! A sparse, concurrent in-memory backstore.
+//!
+//! The medium is cut into chunks (64 KiB by default) that are allocated on
+//! first write and kept in a sharded map, so a 1 TiB ram disk costs only
+//! what has been written to it. Reads of never-written chunks return zeroes
+//! without allocating. There is no global lock on the data path: a request
+//! takes one shard's read lock to find each chunk, then that chunk's own
+//! lock while it copies.
+//!
+//! Discard (and write-zeroes with `may_unmap`) frees whole chunks and zeroes
+//! the partial ones at the edges, so deallocated ranges read back as zeroes
+//! ([`Capabilities::DISCARD_ZEROES`]) and [`Backstore::allocation`] reports
+//! the chunks actually held. Copies go through
+//! [`DataBuffer::read_at`]/[`DataBuffer::write_at`] (volatile), straight
+//! between the chunk and the transport's memory.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use futures::executor::block_on;
+//! use tgtkit_backstores::ram::{RamBackstore, RamOptions};
+//! use tgtkit_scsi_core::backstore::{Backstore, WriteFlags};
+//! use tgtkit_scsi_core::buffer::DataBuffer;
+//!
+//! // 1 GiB of 4 KiB blocks; nothing is allocated yet.
+//! let ram = RamOptions::new().logical_block_size(4096).build(1 << 30).unwrap();
+//! assert_eq!(ram.allocated_bytes(), 0);
+//! let disk: Arc<dyn Backstore> = Arc::new(ram);
+//!
+//! block_on(async {
+//!     disk.write(8192, DataBuffer::from_vec(vec![0xab; 4096]), WriteFlags::FUA).await.unwrap();
+//!     let out = DataBuffer::zeroed(4096);
+//!     disk.read(8192, out.clone()).await.unwrap();
+//!     assert_eq!(out.to_vec(), vec![0xab; 4096]);
+//! });
+//! assert_eq!(disk.geometry().blocks(), (1 << 30) / 4096);
+//! ```
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use tgtkit_scsi_core::backstore::{
+    AllocationState, Backstore, Capabilities, Extent, Geometry, IoError, IoResult, WriteFlags,
+};
+use tgtkit_scsi_core::buffer::DataBuffer;
+
+use crate::error::{check_geometry, check_range, ConfigError};
+
+/// Number of map shards; a power of two.
+const SHARDS: usize = 64;
+/// Default chunk size.
+const DEFAULT_CHUNK: usize = 64 * 1024;
+/// Largest chunk size accepted.
+const MAX_CHUNK: usize = 16 << 20;
+/// Most chunks [`Backstore::allocation`] inspects one by one for a run.
+const MAX_WALK: u64 = 1 << 16;
+
+/// A multiplicative hasher for chunk indices (fast, and shards already
+/// spread the keys).
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ (n >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type ChunkMap = HashMap<u64, Arc<Chunk>, BuildHasherDefault<IndexHasher>>;
+
+/// One allocated chunk. Its lock is held only while copying.
+struct Chunk {
+    data: RwLock<Box<[u8]>>,
+}
+
+impl Chunk {
+    fn new(size: usize) -> Self {
+        Self {
+            data: RwLock::new(vec![0u8; size].into_boxed_slice()),
+        }
+    }
+    fn read(&self) -> RwLockReadGuard<'_, Box<[u8]>> {
+        self.data.read().unwrap_or_else(PoisonError::into_inner)
+    }
+    fn write(&self) -> RwLockWriteGuard<'_, Box<[u8]>> {
+        self.data.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Options for a [`RamBackstore`].
+#[derive(Debug, Clone)]
+pub struct RamOptions {
+    logical_block_size: u32,
+    physical_block_size: Option<u32>,
+    read_only: bool,
+    write_cache: bool,
+    chunk_size: usize,
+    memory_limit: Option<u64>,
+}
+
+impl Default for RamOptions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RamOptions {
+    /// Defaults: 512-byte logical and physical blocks, writable, write
+    /// cache reported off, 64 KiB chunks, no memory limit beyond the size.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            logical_block_size: 512,
+            physical_block_size: None,
+            read_only: false,
+            write_cache: false,
+            chunk_size: DEFAULT_CHUNK,
+            memory_limit: None,
+        }
+    }
+
+    /// Logical block size in bytes (a power of two, 512..=65536).
+    #[must_use]
+    pub fn logical_block_size(mut self, bytes: u32) -> Self {
+        self.logical_block_size = bytes;
+        self
+    }
+
+    /// Physical block size in bytes (a power-of-two multiple of the logical
+    /// block size; defaults to the logical block size).
+    #[must_use]
+    pub fn physical_block_size(mut self, bytes: u32) -> Self {
+        self.physical_block_size = Some(bytes);
+        self
+    }
+
+    /// Refuse writes, discards and write-zeroes with [`IoError::ReadOnly`].
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// Initial state of the (emulated) write cache flag, which
+    /// MODE SELECT can toggle. Data is never lost either way.
+    #[must_use]
+    pub fn write_cache(mut self, enabled: bool) -> Self {
+        self.write_cache = enabled;
+        self
+    }
+
+    /// Allocation granularity in bytes (a power of two between the logical
+    /// block size and 16 MiB; default 64 KiB).
+    #[must_use]
+    pub fn chunk_size(mut self, bytes: usize) -> Self {
+        self.chunk_size = bytes;
+        self
+    }
+
+    /// Cap the memory held by chunks: a write that needs a chunk beyond the
+    /// cap fails with [`IoError::NoSpace`] (a thin pool running dry).
+    #[must_use]
+    pub fn memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit = Some(bytes);
+        self
+    }
+
+    /// Build a backstore of `size` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a bad block size, chunk size, or a size that is
+    /// not a multiple of the logical block size.
+    pub fn build(&self, size: u64) -> Result<RamBackstore, ConfigError> {
+        let logical = self.logical_block_size;
+        let physical = self.physical_block_size.unwrap_or(logical);
+        check_geometry(size, logical, physical)?;
+        let chunk = self.chunk_size;
+        if !chunk.is_power_of_two() || chunk < logical as usize || chunk > MAX_CHUNK {
+            return Err(ConfigError::ChunkSize(chunk));
+        }
+        let chunk_u64 = chunk as u64;
+        let limit_chunks = self.memory_limit.map_or(u64::MAX, |b| b / chunk_u64);
+        Ok(RamBackstore {
+            shards: (0..SHARDS)
+                .map(|_| RwLock::new(ChunkMap::default()))
+                .collect(),
+            size: AtomicU64::new(size),
+            logical,
+            physical,
+            read_only: AtomicBool::new(self.read_only),
+            write_cache: AtomicBool::new(self.write_cache),
+            chunk_shift: chunk.trailing_zeros(),
+            allocated: AtomicU64::new(0),
+            limit_chunks,
+            resize_lock: Mutex::new(()),
+        })
+    }
+}
+
+/// A sparse in-memory backstore; see the [module documentation](self).
+pub struct RamBackstore {
+    shards: Box<[RwLock<ChunkMap>]>,
+    size: AtomicU64,
+    logical: u32,
+    physical: u32,
+    read_only: AtomicBool,
+    write_cache: AtomicBool,
+    chunk_shift: u32,
+    /// Chunks currently held.
+    allocated: AtomicU64,
+    limit_chunks: u64,
+    /// Serialises [`RamBackstore::resize`] calls (never taken on the data path).
+    resize_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for RamBackstore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RamBackstore")
+            .field("geometry", &self.geometry())
+            .field("allocated_bytes", &self.allocated_bytes())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One piece of a request that falls inside a single chunk.
+#[derive(Debug, Clone, Copy)]
+struct Piece {
+    index: u64,
+    /// Offset inside the chunk.
+    within: usize,
+    len: usize,
+    /// Offset of the piece inside the request.
+    at: usize,
+}
+
+impl RamBackstore {
+    /// A writable ram backstore of `size` bytes with 512-byte blocks.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Size`] if `size` is not a multiple of 512.
+    pub fn new(size: u64) -> Result<Self, ConfigError> {
+        RamOptions::new().build(size)
+    }
+
+    /// Bytes currently held by allocated chunks.
+    #[must_use]
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(Ordering::Relaxed) << self.chunk_shift
+    }
+
+    /// The allocation granularity in bytes.
+    #[must_use]
+    pub fn chunk_size(&self) -> usize {
+        1 << self.chunk_shift
+    }
+
+    /// Make the medium read-only (or writable again).
+    pub fn set_read_only(&self, read_only: bool) {
+        self.read_only.store(read_only, Ordering::Release);
+    }
+
+    /// Change the size of the medium. [`Backstore::geometry`] reports the
+    /// new size at once, which the engine turns into CAPACITY DATA HAS
+    /// CHANGED. Shrinking frees the chunks past the new end; growing exposes
+    /// zeroes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::Size`] if `size` is not a multiple of the logical
+    /// block size.
+    pub fn resize(&self, size: u64) -> Result<(), ConfigError> {
+        if size % u64::from(self.logical) != 0 {
+            return Err(ConfigError::Size {
+                size,
+                block: self.logical,
+            });
+        }
+        let _guard = self
+            .resize_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let old = self.size.load(Ordering::Acquire);
+        let round_up = |n: u64| {
+            let mask = (1u64 << self.chunk_shift) - 1;
+            n.checked_add(mask).map_or(!mask, |v| v & !mask)
+        };
+        if size < old {
+            self.size.store(size, Ordering::Release);
+            // Writes that checked against the old size may still land past
+            // the new end; growing purges that range again before exposing it.
+            self.purge(size, round_up(old));
+        } else if size > old {
+            self.purge(old, round_up(size));
+            self.size.store(size, Ordering::Release);
+        }
+        Ok(())
+    }
+
+    fn shard(&self, index: u64) -> &RwLock<ChunkMap> {
+        // The mask keeps the value below SHARDS, so the cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (index as usize) & (SHARDS - 1);
+        &self.shards[i]
+    }
+
+    fn lookup(&self, index: u64) -> Option<Arc<Chunk>> {
+        self.shard(index)
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&index)
+            .cloned()
+    }
+
+    fn lookup_or_allocate(&self, index: u64) -> IoResult<Arc<Chunk>> {
+        if let Some(chunk) = self.lookup(index) {
+            return Ok(chunk);
+        }
+        // Reserve before allocating so the cap holds under races.
+        let prev = self.allocated.fetch_add(1, Ordering::Relaxed);
+        if prev >= self.limit_chunks {
+            self.allocated.fetch_sub(1, Ordering::Relaxed);
+            return Err(IoError::NoSpace);
+        }
+        let fresh = Arc::new(Chunk::new(self.chunk_size()));
+        let mut map = self
+            .shard(index)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = map.get(&index) {
+            self.allocated.fetch_sub(1, Ordering::Relaxed);
+            return Ok(Arc::clone(existing));
+        }
+        map.insert(index, Arc::clone(&fresh));
+        Ok(fresh)
+    }
+
+    fn remove(&self, index: u64) {
+        let removed = self
+            .shard(index)
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&index);
+        if removed.is_some() {
+            self.allocated.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Split `[offset, offset + len)` into per-chunk pieces.
+    fn pieces(&self, offset: u64, len: u64) -> impl Iterator<Item = Piece> {
+        let shift = self.chunk_shift;
+        let chunk = 1u64 << shift;
+        let end = offset.saturating_add(len);
+        let mut pos = offset;
+        std::iter::from_fn(move || {
+            if pos >= end {
+                return None;
+            }
+            let index = pos >> shift;
+            let within = pos & (chunk - 1);
+            let n = (chunk - within).min(end - pos);
+            // Chunks are at most 16 MiB and requests are bounded by the
+            // buffer length (a usize) or checked before, so these fit.
+            #[allow(clippy::cast_possible_truncation)]
+            let piece = Piece {
+                index,
+                within: within as usize,
+                len: n as usize,
+                at: (pos - offset) as usize,
+            };
+            pos += n;
+            Some(piece)
+        })
+    }
+
+    /// Deallocate whole chunks and zero partial ones in `[from, to)`,
+    /// without bounds or read-only checks.
+    fn purge(&self, from: u64, to: u64) {
+        if to <= from {
+            return;
+        }
+        let chunk = self.chunk_size();
+        let span = to - from;
+        // Walking a huge range chunk by chunk is slow; past a point, visit
+        // only the chunks that exist.
+        if (span >> self.chunk_shift)
+            > self.allocated.load(Ordering::Relaxed).saturating_mul(4) + 64
+        {
+            for shard in &*self.shards {
+                let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+                let mut dropped = 0u64;
+                map.retain(|&index, chunk_ref| {
+                    let start = index << self.chunk_shift;
+                    let end = start + chunk as u64;
+                    if end <= from || start >= to {
+                        return true;
+                    }
+                    if start >= from && end <= to {
+                        dropped += 1;
+                        return false;
+                    }
+                    let lo = from.max(start) - start;
+                    let hi = to.min(end) - start;
+                    #[allow(clippy::cast_possible_truncation)]
+                    chunk_ref.write()[lo as usize..hi as usize].fill(0);
+                    true
+                });
+                self.allocated.fetch_sub(dropped, Ordering::Relaxed);
+            }
+            return;
+        }
+        for p in self.pieces(from, span) {
+            if p.len == chunk {
+                self.remove(p.index);
+            } else if let Some(c) = self.lookup(p.index) {
+                c.write()[p.within..p.within + p.len].fill(0);
+            }
+        }
+    }
+
+    fn check_write(&self, offset: u64, len: u64) -> IoResult<()> {
+        if self.read_only.load(Ordering::Acquire) {
+            return Err(IoError::ReadOnly);
+        }
+        check_range(offset, len, self.size.load(Ordering::Acquire))
+    }
+
+    /// The smallest allocated chunk index `>= from`, if any (scans every shard).
+    fn next_allocated(&self, from: u64) -> Option<u64> {
+        self.shards
+            .iter()
+            .filter_map(|s| {
+                s.read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .keys()
+                    .copied()
+                    .filter(|&k| k >= from)
+                    .min()
+            })
+            .min()
+    }
+}
+
+#[async_trait]
+impl Backstore for RamBackstore {
+    fn geometry(&self) -> Geometry {
+        Geometry {
+            size: self.size.load(Ordering::Acquire),
+            logical_block_size: self.logical,
+            physical_block_size: self.physical,
+            read_only: self.read_only.load(Ordering::Acquire),
+            rotational: false,
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::DISCARD
+            | Capabilities::DISCARD_ZEROES
+            | Capabilities::WRITE_ZEROES
+            | Capabilities::ALLOCATION_STATUS
+            | Capabilities::WRITE_CACHE_TOGGLE
+            | Capabilities::FUA;
+        if self.write_cache.load(Ordering::Relaxed) {
+            caps |= Capabilities::WRITE_CACHE;
+        }
+        caps
+    }
+
+    async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
+        check_range(offset, buf.len() as u64, self.size.load(Ordering::Acquire))?;
+        for p in self.pieces(offset, buf.len() as u64) {
+            match self.lookup(p.index) {
+                Some(chunk) => {
+                    let data = chunk.read();
+                    buf.write_at(p.at, &data[p.within..p.within + p.len]);
+                }
+                None => {
+                    buf.fill(p.at, p.len, 0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
+        // Memory is as durable as this medium gets: FUA needs nothing more.
+        let _ = flags;
+        self.check_write(offset, buf.len() as u64)?;
+        for p in self.pieces(offset, buf.len() as u64) {
+            let chunk = self.lookup_or_allocate(p.index)?;
+            let mut data = chunk.write();
+            buf.read_at(p.at, &mut data[p.within..p.within + p.len]);
+        }
+        Ok(())
+    }
+
+    async fn flush(&self) -> IoResult<()> {
+        Ok(())
+    }
+
+    async fn discard(&self, offset: u64, len: u64) -> IoResult<()> {
+        self.check_write(offset, len)?;
+        self.purge(offset, offset + len);
+        Ok(())
+    }
+
+    async fn write_zeroes(&self, offset: u64, len: u64, may_unmap: bool) -> IoResult<()> {
+        self.check_write(offset, len)?;
+        if may_unmap {
+            self.purge(offset, offset + len);
+            return Ok(());
+        }
+        // Without may_unmap the range must end up mapped (SBC-4 5.50: WRITE
+        // SAME without UNMAP maps the LBAs).
+        for p in self.pieces(offset, len) {
+            let chunk = self.lookup_or_allocate(p.index)?;
+            chunk.write()[p.within..p.within + p.len].fill(0);
+        }
+        Ok(())
+    }
+
+    async fn allocation(&self, offset: u64, len: u64) -> IoResult<Extent> {
+        let size = self.size.load(Ordering::Acquire);
+        if offset >= size {
+            return Err(IoError::OutOfRange);
+        }
+        let len = len.min(size - offset);
+        if len == 0 {
+            return Err(IoError::OutOfRange);
+        }
+        let end = offset + len;
+        let shift = self.chunk_shift;
+        let first = offset >> shift;
+        let mapped = self.lookup(first).is_some();
+        let mut index = first + 1;
+        let mut walked = 0u64;
+        while (index << shift) < end && walked < MAX_WALK {
+            if self.lookup(index).is_some() != mapped {
+                break;
+            }
+            index += 1;
+            walked += 1;
+        }
+        let mut run_end = (index << shift).min(end);
+        if !mapped && walked == MAX_WALK && run_end < end {
+            // A long hole: find where it ends without walking it.
+            run_end = self
+                .next_allocated(index)
+                .map_or(end, |next| (next << shift).min(end));
+        }
+        let state = if mapped {
+            AllocationState::Mapped
+        } else {
+            AllocationState::Deallocated
+        };
+        Ok(Extent {
+            len: run_end - offset,
+            state,
+        })
+    }
+
+    fn write_cache(&self) -> bool {
+        self.write_cache.load(Ordering::Relaxed)
+    }
+
+    fn set_write_cache(&self, enabled: bool) -> IoResult<()> {
+        self.write_cache.store(enabled, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    #[test]
+    fn accepts_sparse_writes_and_reads_zeroes_elsewhere() {
+        let ram = RamBackstore::new(1 << 30).unwrap();
+        block_on(async {
+            let buf = DataBuffer::from_vec(vec![7; 1024]);
+            ram.write(65536 - 512, buf, WriteFlags::empty())
+                .await
+                .unwrap();
+            // Two chunks touched, nothing else allocated.
+            assert_eq!(ram.allocated_bytes(), 2 * 65536);
+            let out = DataBuffer::from_vec(vec![0xff; 2048]);
+            ram.read(65536 - 1024, out.clone()).await.unwrap();
+            let v = out.to_vec();
+            assert!(v[..512].iter().all(|&b| b == 0));
+            assert!(v[512..1536].iter().all(|&b| b == 7));
+            assert!(v[1536..].iter().all(|&b| b == 0));
+        });
+    }
+
+    #[test]
+    fn rejects_bad_geometry() {
+        assert!(matches!(
+            RamBackstore::new(1000),
+            Err(ConfigError::Size { .. })
+        ));
+        assert!(matches!(
+            RamOptions::new().logical_block_size(1000).build(4096),
+            Err(ConfigError::LogicalBlockSize(1000))
+        ));
+        assert!(matches!(
+            RamOptions::new()
+                .logical_block_size(4096)
+                .physical_block_size(512)
+                .build(4096),
+            Err(ConfigError::PhysicalBlockSize { .. })
+        ));
+        assert!(matches!(
+            RamOptions::new().chunk_size(256).build(4096),
+            Err(ConfigError::ChunkSize(256))
+        ));
+    }
+
+    #[test]
+    fn rejects_requests_past_the_end() {
+        let ram = RamBackstore::new(8192).unwrap();
+        block_on(async {
+            let r = ram.read(8192 - 512, DataBuffer::zeroed(1024)).await;
+            assert!(matches!(r, Err(IoError::OutOfRange)));
+            let r = ram
+                .write(u64::MAX - 10, DataBuffer::zeroed(512), WriteFlags::empty())
+                .await;
+            assert!(matches!(r, Err(IoError::OutOfRange)));
+            assert!(matches!(
+                ram.discard(4096, 8192).await,
+                Err(IoError::OutOfRange)
+            ));
+            assert!(matches!(
+                ram.allocation(8192, 512).await,
+                Err(IoError::OutOfRange)
+            ));
+        });
+    }
+
+    #[test]
+    fn accepts_long_hole_queries() {
+        // 1 PiB, one chunk written far out: the hole before it is found
+        // without walking every chunk.
+        let ram = RamOptions::new().build(1 << 50).unwrap();
+        block_on(async {
+            let at = 1u64 << 45;
+            ram.write(at, DataBuffer::zeroed(512), WriteFlags::empty())
+                .await
+                .unwrap();
+            let e = ram.allocation(0, 1 << 50).await.unwrap();
+            assert_eq!(
+                e,
+                Extent {
+                    len: at,
+                    state: AllocationState::Deallocated
+                }
+            );
+            let e = ram.allocation(at, 1 << 50).await.unwrap();
+            assert_eq!(
+                e,
+                Extent {
+                    len: 65536,
+                    state: AllocationState::Mapped
+                }
+            );
+            ram.discard(0, 1 << 50).await.unwrap();
+            assert_eq!(ram.allocated_bytes(), 0);
+        });
+    }
+}

@@ -1,0 +1,93 @@
+//! Writes the SCSI seed corpora (run with `TGTKIT_WRITE_SEEDS=1 cargo test
+//! -p tgtkit-fuzz --test seeds`); without the variable it checks that the
+//! committed seeds are what this generator makes.
+#![allow(clippy::cast_possible_truncation)] // seeds pack lengths by hand
+
+use std::path::Path;
+
+use tgtkit_scsi_core::table::COMMANDS;
+
+fn cdb_seeds() -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for row in COMMANDS {
+        let mut b = vec![0u8; usize::from(row.cdb_len)];
+        b[0] = row.opcode;
+        if let Some(sa) = row.service_action {
+            b[1] = sa as u8;
+        }
+        out.push(b.clone());
+        // A typical valid form: some length and allocation bytes set.
+        let n = b.len();
+        b[n - 2] = 0x08;
+        b[n - 3] = 0x01;
+        out.push(b);
+    }
+    out.push(vec![0x88, 0, 0]); // short
+    out.push(vec![0x00, 0, 0, 0, 0, 0x04]); // NACA
+    out.push(vec![0xff; 16]);
+    out
+}
+
+fn record(flags: u8, cdb: &[u8], buf: &[u8]) -> Vec<u8> {
+    let mut r = vec![flags, cdb.len() as u8];
+    r.extend_from_slice(cdb);
+    r.extend_from_slice(&(buf.len() as u16).to_be_bytes());
+    r.extend_from_slice(buf);
+    r
+}
+
+fn command_seeds() -> Vec<Vec<u8>> {
+    let read16 = |lba: u8, n: u8| {
+        let mut c = vec![0u8; 16];
+        c[0] = 0x88;
+        c[9] = lba;
+        c[13] = n;
+        c
+    };
+    let mut write16 = read16(2, 1);
+    write16[0] = 0x8a;
+    let inquiry = vec![0x12, 0, 0, 0, 0xff, 0];
+    let vpd = vec![0x12, 1, 0x83, 0, 0xff, 0];
+    let mode_sense = vec![0x1a, 0, 0x3f, 0, 0xff, 0];
+    let mut mode_select = vec![0x15, 0x10, 0, 0, 16, 0];
+    let ctl = [0u8, 0, 0, 0, 0x0a, 0x0a, 0x04, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0];
+    let rsoc = vec![0xa3, 0x0c, 0x80, 0, 0, 0, 0, 0, 0x10, 0, 0, 0];
+    let unmap = vec![0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0];
+    let mut unmap_list = vec![0, 22, 0, 16, 0, 0, 0, 0];
+    unmap_list.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 2, 0, 0, 0, 0]);
+    let mut caw = vec![0u8; 16];
+    caw[0] = 0x89;
+    caw[13] = 1;
+    let tur = vec![0u8; 6];
+    mode_select[4] = ctl.len() as u8;
+    vec![
+        [record(0, &tur, &[]), record(0, &tur, &[])].concat(),
+        record(0, &inquiry, &[0; 255]),
+        record(0x80, &inquiry, &[0; 64]),
+        [record(0, &tur, &[]), record(0, &vpd, &[0; 255])].concat(),
+        [record(0, &tur, &[]), record(0, &write16, &[0x5a; 512]), record(0, &read16(2, 1), &[0; 512])].concat(),
+        [record(0, &tur, &[]), record(0x10, &read16(60, 8), &[0; 1024])].concat(),
+        [record(0, &tur, &[]), record(0, &mode_sense, &[0; 255]), record(0, &mode_select, &ctl)].concat(),
+        [record(0, &tur, &[]), record(0, &rsoc, &[0; 2048])].concat(),
+        [record(0, &tur, &[]), record(0x20, &unmap, &unmap_list)].concat(),
+        [record(0, &tur, &[]), record(0, &caw, &[0; 1024])].concat(),
+    ]
+}
+
+#[test]
+fn seeds_match_the_generator() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let write = std::env::var_os("TGTKIT_WRITE_SEEDS").is_some();
+    for (dir, seeds) in [("cdb_decode", cdb_seeds()), ("scsi_command", command_seeds())] {
+        for (i, seed) in seeds.iter().enumerate() {
+            let path = root.join(dir).join(format!("seed-{i:03}"));
+            if write {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, seed).unwrap();
+            } else {
+                let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(&on_disk, seed, "{} is stale: rerun with TGTKIT_WRITE_SEEDS=1", path.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,346 @@
+//! Running one command: LU lookup, unit attentions, task ordering, dispatch.
+
+use std::sync::Arc;
+
+use futures::future::{AbortHandle, Abortable};
+
+use crate::backstore::Geometry;
+use crate::buffer::DataBuffer;
+use crate::cdb::Cdb;
+use crate::engine::lu::LogicalUnit;
+use crate::engine::{Command, NexusId, Residual, Response, Target, TmFunction, TmfResponse};
+use crate::lun::Lun;
+use crate::sense::{Asc, Sense, SenseFormat};
+use crate::status::Status;
+use crate::table::{self, Handler};
+use crate::{sbc, spc};
+
+/// What a handler moved: `len` bytes transferred, `wanted` bytes the
+/// command would have transferred with a large enough buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Xfer {
+    pub len: usize,
+    pub wanted: usize,
+}
+
+impl Xfer {
+    pub(crate) const NONE: Self = Self { len: 0, wanted: 0 };
+}
+
+/// A handler's result: the transfer, or the sense for CHECK CONDITION.
+pub(crate) type Outcome = Result<Xfer, Sense>;
+
+/// Everything a handler may look at.
+pub(crate) struct Ctx<'a> {
+    pub target: &'a Target,
+    pub lu: &'a LogicalUnit,
+    pub nexus: NexusId,
+    pub data: &'a DataBuffer,
+    pub geometry: Geometry,
+}
+
+impl Ctx<'_> {
+    /// Return parameter data `bytes`, cut to `alloc_len` and to the buffer.
+    pub(crate) fn data_in(&self, bytes: &[u8], alloc_len: usize) -> Xfer {
+        let wanted = bytes.len().min(alloc_len);
+        let len = self.data.write_at(0, &bytes[..wanted]);
+        Xfer { len, wanted }
+    }
+
+    /// Copy in at most `param_len` bytes of parameter data. Returns `None`
+    /// when the buffer holds fewer bytes than the parameter list length.
+    pub(crate) fn data_out(&self, param_len: usize) -> Option<Vec<u8>> {
+        if self.data.len() < param_len {
+            return None;
+        }
+        let mut out = vec![0u8; param_len];
+        self.data.read_at(0, &mut out);
+        Some(out)
+    }
+
+    pub(crate) fn block_size(&self) -> u64 {
+        u64::from(self.geometry.logical_block_size)
+    }
+}
+
+impl Target {
+    /// Execute `cmd` and return the response for the wire.
+    ///
+    /// The future may be dropped at any point (the transport lost the
+    /// connection); the task is then removed from the task set and any
+    /// backstore I/O in flight completes into memory the command's
+    /// [`DataBuffer`] keeps alive.
+    pub async fn execute(&self, cmd: Command) -> Response {
+        let Some(lu) = self.lu(&cmd.lun) else {
+            return self.execute_without_lu(&cmd);
+        };
+        let cdb = cmd.cdb.as_bytes();
+        let geometry = lu.backstore.geometry();
+
+        // Unit attentions and the sense format, under one short lock.
+        let format;
+        {
+            let mut state = lu.state();
+            if geometry.size != state.last_size {
+                state.last_size = geometry.size;
+                state.raise_all(Asc::CAPACITY_DATA_HAS_CHANGED, None);
+            }
+            format = state.sense_format();
+            let handler = table::lookup(cdb).ok().map(|row| row.handler);
+            let ua = state.ua_of(cmd.nexus);
+            if !ua.is_empty() {
+                match handler {
+                    // SPC-4 §5.14: INQUIRY and REPORT LUNS never report a
+                    // unit attention; REQUEST SENSE reports it as its data.
+                    Some(Handler::Inquiry | Handler::RequestSense) => {}
+                    Some(Handler::ReportLuns) => ua.remove(Asc::REPORTED_LUNS_DATA_HAS_CHANGED),
+                    _ => {
+                        if let Some(asc) = ua.pop() {
+                            return Response::check_condition(&Sense::unit_attention(asc), format);
+                        }
+                    }
+                }
+            }
+        }
+
+        let decoded = match Cdb::decode(cdb) {
+            Ok(c) => c,
+            Err(sense) => return Response::check_condition(&sense, format),
+        };
+
+        let (abort, registration) = AbortHandle::new_pair();
+        let Ok(guard) = lu.tasks.insert(cmd.nexus, cmd.tag, cmd.attribute, abort) else {
+            let sense = Sense::new(
+                crate::sense::SenseKey::ABORTED_COMMAND,
+                Asc::OVERLAPPED_COMMANDS_ATTEMPTED,
+            );
+            return Response::check_condition(&sense, format);
+        };
+        let run = async {
+            guard.enabled().await;
+            let ctx = Ctx {
+                target: self,
+                lu: &lu,
+                nexus: cmd.nexus,
+                data: &cmd.data,
+                geometry,
+            };
+            dispatch(&ctx, &decoded).await
+        };
+        let outcome = Abortable::new(run, registration).await;
+        drop(guard);
+        match outcome {
+            Err(_aborted) => Response::aborted(),
+            Ok(Ok(xfer)) => Response::good(xfer.len, Residual::of(xfer.wanted, cmd.data.len())),
+            Ok(Err(sense)) => {
+                // The format may have changed during MODE SELECT; re-read.
+                let format = lu.state().sense_format();
+                Response::check_condition(&sense, format)
+            }
+        }
+    }
+
+    /// A command addressed to a LUN with no logical unit (SPC-4 §4.7.4).
+    fn execute_without_lu(&self, cmd: &Command) -> Response {
+        let fixed = SenseFormat::Fixed;
+        let not_supported = Sense::illegal(Asc::LUN_NOT_SUPPORTED);
+        let cdb = cmd.cdb.as_bytes();
+        let decoded = match Cdb::decode(cdb) {
+            Ok(c) => c,
+            Err(sense) => return Response::check_condition(&sense, fixed),
+        };
+        let data = &cmd.data;
+        let xfer = match decoded {
+            Cdb::ReportLuns { select, alloc_len } => {
+                match spc::report_luns_data(self, select, alloc_len) {
+                    Ok(bytes) => data_in(data, &bytes, alloc_len as usize),
+                    Err(sense) => return Response::check_condition(&sense, fixed),
+                }
+            }
+            Cdb::Inquiry {
+                evpd: false,
+                alloc_len,
+                ..
+            } => {
+                let bytes = spc::inquiry_no_lu(self);
+                data_in(data, &bytes, usize::from(alloc_len))
+            }
+            Cdb::RequestSense { desc, alloc_len } => {
+                let format = if desc { SenseFormat::Descriptor } else { fixed };
+                data_in(data, &not_supported.to_vec(format), usize::from(alloc_len))
+            }
+            Cdb::TestUnitReady if cmd.lun == Lun::REPORT_LUNS_WLUN => Xfer::NONE,
+            _ => return Response::check_condition(&not_supported, fixed),
+        };
+        Response::good(xfer.len, Residual::of(xfer.wanted, data.len()))
+    }
+
+    pub(crate) fn run_tmf(&self, nexus: NexusId, lun: Lun, function: TmFunction) -> TmfResponse {
+        if matches!(function, TmFunction::TargetReset | TmFunction::ITNexusReset) {
+            for lu in self.read_luns().values() {
+                self.reset_lu(lu, nexus, function);
+            }
+            return TmfResponse::Complete;
+        }
+        let Some(lu) = self.lu(&lun) else {
+            return TmfResponse::IncorrectLun;
+        };
+        match function {
+            TmFunction::AbortTask { tag } => {
+                if lu.tasks.abort_where(|n, t| n == nexus && t == tag) > 0 {
+                    TmfResponse::Complete
+                } else {
+                    TmfResponse::TaskNotFound
+                }
+            }
+            TmFunction::AbortTaskSet => {
+                lu.tasks.abort_where(|n, _| n == nexus);
+                TmfResponse::Complete
+            }
+            TmFunction::ClearTaskSet => {
+                let cleared = lu.tasks.abort_where(|n, _| n != nexus);
+                lu.tasks.abort_where(|n, _| n == nexus);
+                if cleared > 0 {
+                    lu.state()
+                        .raise_all(Asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR, Some(nexus));
+                }
+                TmfResponse::Complete
+            }
+            TmFunction::LogicalUnitReset => {
+                self.reset_lu(&lu, nexus, function);
+                TmfResponse::Complete
+            }
+            TmFunction::QueryTask { tag } => {
+                if lu.tasks.any(|n, t| n == nexus && t == tag) {
+                    TmfResponse::Succeeded
+                } else {
+                    TmfResponse::Complete
+                }
+            }
+            TmFunction::QueryTaskSet => {
+                if lu.tasks.any(|n, _| n == nexus) {
+                    TmfResponse::Succeeded
+                } else {
+                    TmfResponse::Complete
+                }
+            }
+            TmFunction::QueryAsyncEvent => {
+                if lu.state().ua.get(&nexus).is_some_and(|q| !q.is_empty()) {
+                    TmfResponse::Succeeded
+                } else {
+                    TmfResponse::Complete
+                }
+            }
+            TmFunction::ClearAca => TmfResponse::NotSupported,
+            TmFunction::TargetReset | TmFunction::ITNexusReset => TmfResponse::Complete,
+        }
+    }
+
+    fn reset_lu(&self, lu: &Arc<LogicalUnit>, nexus: NexusId, function: TmFunction) {
+        match function {
+            TmFunction::ITNexusReset => {
+                lu.tasks.abort_where(|n, _| n == nexus);
+                lu.state().ua_of(nexus).push(Asc::I_T_NEXUS_LOSS_OCCURRED);
+            }
+            _ => {
+                lu.tasks.abort_where(|_, _| true);
+                let asc = if function == TmFunction::TargetReset {
+                    Asc::POWER_ON_RESET
+                } else {
+                    Asc::BUS_DEVICE_RESET_FUNCTION_OCCURRED
+                };
+                let mut state = lu.state();
+                let write_cache = state.mode.wce;
+                state.mode = crate::engine::lu::ModeParams::defaults(write_cache);
+                // SAM-5 §6.3.3: every nexus gets the reset condition,
+                // including the one that asked for it.
+                state.raise_all(asc, None);
+            }
+        }
+    }
+}
+
+fn data_in(data: &DataBuffer, bytes: &[u8], alloc_len: usize) -> Xfer {
+    let wanted = bytes.len().min(alloc_len);
+    let len = data.write_at(0, &bytes[..wanted]);
+    Xfer { len, wanted }
+}
+
+/// Run the handler of a decoded command.
+async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
+    match *cdb {
+        Cdb::TestUnitReady => Ok(Xfer::NONE),
+        Cdb::RequestSense { desc, alloc_len } => spc::request_sense(ctx, desc, alloc_len),
+        Cdb::Inquiry {
+            evpd,
+            page,
+            alloc_len,
+        } => spc::inquiry(ctx, evpd, page, alloc_len),
+        Cdb::ModeSense { .. } => spc::mode::sense(ctx, cdb),
+        Cdb::ModeSelect {
+            long,
+            pf,
+            sp,
+            param_len,
+        } => spc::mode::select(ctx, long, pf, sp, param_len),
+        Cdb::LogSense { .. } => spc::log_sense(ctx, cdb),
+        Cdb::ReportLuns { select, alloc_len } => {
+            let bytes = spc::report_luns_data(ctx.target, select, alloc_len)?;
+            Ok(ctx.data_in(&bytes, alloc_len as usize))
+        }
+        Cdb::ReportSupportedOpcodes {
+            rctd,
+            options,
+            opcode,
+            service_action,
+            alloc_len,
+        } => spc::rsoc::report(ctx, rctd, options, opcode, service_action, alloc_len),
+        Cdb::ReportSupportedTmf { repd, alloc_len } => spc::rsoc::report_tmf(ctx, repd, alloc_len),
+        Cdb::ReadCapacity10 { lba, pmi } => sbc::read_capacity_10(ctx, lba, pmi),
+        Cdb::ReadCapacity16 { alloc_len } => sbc::read_capacity_16(ctx, alloc_len),
+        Cdb::GetLbaStatus { lba, alloc_len } => sbc::get_lba_status(ctx, lba, alloc_len).await,
+        Cdb::Read(ref rw) => sbc::read(ctx, rw).await,
+        Cdb::Write(ref rw) => sbc::write(ctx, rw, false).await,
+        Cdb::WriteAndVerify(ref rw) => sbc::write(ctx, rw, true).await,
+        Cdb::Verify(ref rw) => sbc::verify(ctx, rw).await,
+        Cdb::WriteSame(ref ws) => sbc::write_same(ctx, ws).await,
+        Cdb::Unmap {
+            anchor, param_len, ..
+        } => sbc::unmap(ctx, anchor, param_len).await,
+        Cdb::CompareAndWrite {
+            lba,
+            blocks,
+            wrprotect,
+            fua,
+            ..
+        } => sbc::compare_and_write(ctx, lba, blocks, wrprotect, fua).await,
+        Cdb::SynchronizeCache(ref r) => sbc::synchronize_cache(ctx, r).await,
+        Cdb::PreFetch(ref r) => sbc::pre_fetch(ctx, r),
+        Cdb::StartStopUnit {
+            power_condition,
+            no_flush,
+            start,
+            loej,
+            ..
+        } => sbc::start_stop_unit(ctx, power_condition, no_flush, start, loej).await,
+        Cdb::FormatUnit {
+            fmtpinfo,
+            longlist,
+            fmtdata,
+            ..
+        } => sbc::format_unit(ctx, fmtpinfo, longlist, fmtdata),
+        Cdb::ReadDefectData {
+            size,
+            req_plist,
+            req_glist,
+            format,
+            alloc_len,
+        } => sbc::read_defect_data(ctx, size, req_plist, req_glist, format, alloc_len),
+    }
+}
+
+impl From<Status> for Response {
+    fn from(status: Status) -> Self {
+        Response::status(status)
+    }
+}

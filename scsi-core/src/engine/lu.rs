@@ -1,0 +1,186 @@
+//! Logical units: a backstore plus the state SPC and SBC keep per unit.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::backstore::{Backstore, Capabilities};
+use crate::engine::task::TaskSet;
+use crate::engine::ua::UaQueue;
+use crate::engine::NexusId;
+use crate::sense::{Asc, SenseFormat};
+
+/// How to build a logical unit.
+#[derive(Clone)]
+pub struct LuConfig {
+    pub(crate) backstore: Arc<dyn Backstore>,
+    pub(crate) read_only: bool,
+    pub(crate) serial: Option<String>,
+    pub(crate) naa: Option<u64>,
+}
+
+impl std::fmt::Debug for LuConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuConfig")
+            .field("read_only", &self.read_only)
+            .field("serial", &self.serial)
+            .field("naa", &self.naa)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LuConfig {
+    /// A logical unit over `backstore`.
+    #[must_use]
+    pub fn new(backstore: Arc<dyn Backstore>) -> Self {
+        Self {
+            backstore,
+            read_only: false,
+            serial: None,
+            naa: None,
+        }
+    }
+
+    /// Refuse writes (DATA PROTECT, WRITE PROTECTED) even if the backstore
+    /// accepts them.
+    #[must_use]
+    pub fn read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+
+    /// The unit serial number (VPD page 80h). Default: derived from the
+    /// target name and LUN.
+    #[must_use]
+    pub fn serial(mut self, serial: impl Into<String>) -> Self {
+        self.serial = Some(serial.into());
+        self
+    }
+
+    /// The 60-bit locally assigned NAA identifier (NAA type 3, VPD page 83h).
+    /// Default: derived from the target name and LUN.
+    #[must_use]
+    pub fn naa(mut self, id: u64) -> Self {
+        self.naa = Some(id & 0x0fff_ffff_ffff_ffff);
+        self
+    }
+}
+
+/// Mode parameters a logical unit keeps (current values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ModeParams {
+    /// Caching page: write cache enable.
+    pub wce: bool,
+    /// Control page: descriptor-format sense.
+    pub d_sense: bool,
+    /// Control page: task aborted status.
+    pub tas: bool,
+    /// Control page: software write protect.
+    pub swp: bool,
+    /// Informational exceptions page: DEXCPT.
+    pub dexcpt: bool,
+    /// Informational exceptions page: MRIE.
+    pub mrie: u8,
+}
+
+impl ModeParams {
+    pub(crate) fn defaults(write_cache: bool) -> Self {
+        Self {
+            wce: write_cache,
+            d_sense: false,
+            tas: false,
+            swp: false,
+            dexcpt: true,
+            mrie: 0,
+        }
+    }
+}
+
+/// Mutable per-LU state, behind one short-held lock.
+#[derive(Debug)]
+pub(crate) struct LuState {
+    pub ua: HashMap<NexusId, UaQueue>,
+    pub mode: ModeParams,
+    /// The size last reported, to notice backstore resizes.
+    pub last_size: u64,
+}
+
+impl LuState {
+    /// The UA queue of `nexus`, created with POWER ON on first contact.
+    pub(crate) fn ua_of(&mut self, nexus: NexusId) -> &mut UaQueue {
+        self.ua.entry(nexus).or_insert_with(UaQueue::power_on)
+    }
+
+    /// Queue `asc` for every nexus known to this LU except `except`.
+    pub(crate) fn raise_all(&mut self, asc: Asc, except: Option<NexusId>) {
+        for (n, q) in &mut self.ua {
+            if Some(*n) != except {
+                q.push(asc);
+            }
+        }
+    }
+
+    pub(crate) fn sense_format(&self) -> SenseFormat {
+        if self.mode.d_sense {
+            SenseFormat::Descriptor
+        } else {
+            SenseFormat::Fixed
+        }
+    }
+}
+
+/// A logical unit of a [`Target`](super::Target).
+pub(crate) struct LogicalUnit {
+    pub backstore: Arc<dyn Backstore>,
+    pub read_only: bool,
+    pub serial: String,
+    pub naa: u64,
+    pub state: Mutex<LuState>,
+    pub tasks: Arc<TaskSet>,
+    /// Writes hold it shared; COMPARE AND WRITE holds it exclusive, which
+    /// makes the compare and the write atomic against every other write.
+    pub write_gate: async_lock::RwLock<()>,
+}
+
+impl LogicalUnit {
+    pub(crate) fn new(index: u16, config: LuConfig, target_name: &str) -> Self {
+        let geometry = config.backstore.geometry();
+        let caps = config.backstore.capabilities();
+        let hash = fnv1a(target_name.as_bytes(), u64::from(index));
+        let serial = config
+            .serial
+            .unwrap_or_else(|| format!("{:016x}", hash & 0x0fff_ffff_ffff_ffff));
+        let naa = config.naa.unwrap_or(hash & 0x0fff_ffff_ffff_ffff);
+        let write_cache =
+            config.backstore.write_cache() && caps.contains(Capabilities::WRITE_CACHE);
+        Self {
+            read_only: config.read_only || geometry.read_only,
+            backstore: config.backstore,
+            serial,
+            naa,
+            state: Mutex::new(LuState {
+                ua: HashMap::new(),
+                mode: ModeParams::defaults(write_cache),
+                last_size: geometry.size,
+            }),
+            tasks: Arc::new(TaskSet::default()),
+            write_gate: async_lock::RwLock::new(()),
+        }
+    }
+
+    pub(crate) fn state(&self) -> MutexGuard<'_, LuState> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// FNV-1a over `bytes` then `salt`: a stable, dependency-free identifier
+/// source for default serial numbers and NAA identifiers.
+pub(crate) fn fnv1a(bytes: &[u8], salt: u64) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes.iter().chain(salt.to_le_bytes().iter()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}

@@ -1,0 +1,282 @@
+//! The engine: a [`Target`] maps I_T_L nexuses to logical units and runs
+//! commands on them.
+//!
+//! A transport registers each I_T nexus ([`Target::add_nexus`]), turns each
+//! wire request into a [`Command`] and awaits [`Target::execute`]; the
+//! [`Response`] says what to put on the wire. Many commands may be in
+//! flight at once, from many nexuses; task attributes order them
+//! ([`TaskAttribute`]), and [`Target::task_management`] aborts them.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use tgtkit_scsi_core::engine::{Command, LuConfig, NexusInfo, RawCdb, Target, TargetConfig, TaskAttribute};
+//! use tgtkit_scsi_core::{buffer::DataBuffer, lun::Lun, status::Status};
+//! # use tgtkit_scsi_core::backstore::*;
+//! # struct Zero;
+//! # #[async_trait::async_trait]
+//! # impl Backstore for Zero {
+//! #     fn geometry(&self) -> Geometry { Geometry::new(1 << 20, 512) }
+//! #     fn capabilities(&self) -> Capabilities { Capabilities::empty() }
+//! #     async fn read(&self, _: u64, buf: DataBuffer) -> IoResult<()> { buf.fill(0, buf.len(), 0); Ok(()) }
+//! #     async fn write(&self, _: u64, _: DataBuffer, _: WriteFlags) -> IoResult<()> { Ok(()) }
+//! #     async fn flush(&self) -> IoResult<()> { Ok(()) }
+//! # }
+//!
+//! let target = Target::new(TargetConfig::default());
+//! target.add_lun(0, LuConfig::new(Arc::new(Zero))).unwrap();
+//! let nexus = target.add_nexus(NexusInfo::default());
+//! let tur = |tag| Command {
+//!     nexus,
+//!     lun: Lun::from_index(0).unwrap(),
+//!     tag,
+//!     attribute: TaskAttribute::Simple,
+//!     cdb: RawCdb::new(&[0; 6]).unwrap(),
+//!     data: DataBuffer::empty(),
+//! };
+//! // The first command on a new nexus reports the power-on unit attention.
+//! let first = futures::executor::block_on(target.execute(tur(1)));
+//! assert_eq!(first.status, Status::CHECK_CONDITION);
+//! let second = futures::executor::block_on(target.execute(tur(2)));
+//! assert_eq!(second.status, Status::GOOD);
+//! ```
+
+mod command;
+pub(crate) mod exec;
+pub(crate) mod lu;
+mod nexus;
+mod task;
+mod tmf;
+mod ua;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+pub use command::{
+    CdbLengthError, Command, RawCdb, Residual, Response, SenseBytes, TaskAttribute, MAX_CDB_LEN,
+};
+pub use lu::LuConfig;
+pub use nexus::{NexusId, NexusInfo};
+pub use tmf::{TmFunction, TmfResponse};
+
+pub use crate::table::DataDirection;
+
+use crate::lun::{Lun, MAX_LUN_INDEX};
+use crate::sense::Asc;
+use lu::LogicalUnit;
+
+impl DataDirection {
+    /// The data direction of `cdb` according to the command table, or
+    /// `None` for an opcode the engine does not implement.
+    #[must_use]
+    pub fn of(cdb: &[u8]) -> Option<Self> {
+        crate::table::direction_of(cdb)
+    }
+}
+
+/// Identity and limits of a target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetConfig {
+    /// T10 VENDOR IDENTIFICATION (8 ASCII characters, space padded).
+    pub vendor: String,
+    /// PRODUCT IDENTIFICATION (16 ASCII characters).
+    pub product: String,
+    /// PRODUCT REVISION LEVEL (4 ASCII characters).
+    pub revision: String,
+    /// The SCSI target device name (iSCSI: the target IQN), reported in
+    /// VPD page 83h and used to derive default identifiers.
+    pub name: String,
+    /// Largest transfer in logical blocks for one READ/WRITE (VPD B0h
+    /// MAXIMUM TRANSFER LENGTH); longer requests get INVALID FIELD IN CDB.
+    pub max_transfer_blocks: u32,
+    /// Largest UNMAP LBA COUNT and WRITE SAME length (VPD B0h).
+    pub max_unmap_blocks: u32,
+    /// Largest number of UNMAP block descriptors (VPD B0h).
+    pub max_unmap_descriptors: u32,
+}
+
+impl Default for TargetConfig {
+    fn default() -> Self {
+        Self {
+            vendor: "TGTKIT".into(),
+            product: "VIRTUAL-DISK".into(),
+            revision: "0001".into(),
+            name: "iqn.2026-11.dev.tgtkit:target".into(),
+            max_transfer_blocks: 16384,
+            max_unmap_blocks: 1 << 22,
+            max_unmap_descriptors: 256,
+        }
+    }
+}
+
+/// An error configuring a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The LUN is already in use.
+    #[error("LUN {0} already exists")]
+    LunExists(u16),
+    /// The LUN number cannot be encoded (above 16383).
+    #[error("LUN {0} is out of range")]
+    LunOutOfRange(u16),
+    /// The backstore's geometry is unusable (zero or non-power-of-two
+    /// block size, or a size that is not a multiple of it).
+    #[error("backstore geometry is invalid: {0}")]
+    BadGeometry(&'static str),
+}
+
+/// A SCSI target device: logical units and the I_T nexuses that reach them.
+pub struct Target {
+    config: TargetConfig,
+    luns: RwLock<BTreeMap<u16, Arc<LogicalUnit>>>,
+    nexuses: RwLock<HashMap<NexusId, Arc<NexusInfo>>>,
+    next_nexus: AtomicU64,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("name", &self.config.name)
+            .field("luns", &self.lun_indexes())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Target {
+    /// A target with no logical units.
+    #[must_use]
+    pub fn new(config: TargetConfig) -> Arc<Self> {
+        Arc::new(Self {
+            config,
+            luns: RwLock::new(BTreeMap::new()),
+            nexuses: RwLock::new(HashMap::new()),
+            next_nexus: AtomicU64::new(1),
+        })
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &TargetConfig {
+        &self.config
+    }
+
+    /// Add logical unit `index` (LUN number). Every nexus gets REPORTED
+    /// LUNS DATA HAS CHANGED on its other logical units.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] if the LUN exists, is out of range, or the
+    /// backstore's geometry is unusable.
+    pub fn add_lun(&self, index: u16, config: LuConfig) -> Result<(), ConfigError> {
+        if Lun::from_index(index).is_none() || index > MAX_LUN_INDEX {
+            return Err(ConfigError::LunOutOfRange(index));
+        }
+        let g = config.backstore.geometry();
+        if g.logical_block_size < 512 || !g.logical_block_size.is_power_of_two() {
+            return Err(ConfigError::BadGeometry("logical block size"));
+        }
+        if g.physical_block_size < g.logical_block_size || !g.physical_block_size.is_power_of_two()
+        {
+            return Err(ConfigError::BadGeometry("physical block size"));
+        }
+        if g.size % u64::from(g.logical_block_size) != 0 {
+            return Err(ConfigError::BadGeometry(
+                "size is not a multiple of the block size",
+            ));
+        }
+        let mut luns = self.write_luns();
+        if luns.contains_key(&index) {
+            return Err(ConfigError::LunExists(index));
+        }
+        for other in luns.values() {
+            other
+                .state()
+                .raise_all(Asc::REPORTED_LUNS_DATA_HAS_CHANGED, None);
+        }
+        let lu = LogicalUnit::new(index, config, &self.config.name);
+        luns.insert(index, Arc::new(lu));
+        Ok(())
+    }
+
+    /// Remove logical unit `index`; returns whether it existed. Commands in
+    /// flight on it are aborted.
+    pub fn remove_lun(&self, index: u16) -> bool {
+        let mut luns = self.write_luns();
+        let Some(lu) = luns.remove(&index) else {
+            return false;
+        };
+        lu.tasks.abort_where(|_, _| true);
+        for other in luns.values() {
+            other
+                .state()
+                .raise_all(Asc::REPORTED_LUNS_DATA_HAS_CHANGED, None);
+        }
+        true
+    }
+
+    /// The LUN numbers, ascending.
+    #[must_use]
+    pub fn lun_indexes(&self) -> Vec<u16> {
+        self.read_luns().keys().copied().collect()
+    }
+
+    /// Register an I_T nexus.
+    pub fn add_nexus(&self, info: NexusInfo) -> NexusId {
+        let id = NexusId(self.next_nexus.fetch_add(1, Ordering::Relaxed));
+        self.nexuses
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(id, Arc::new(info));
+        id
+    }
+
+    /// Remove an I_T nexus (I_T nexus loss): its tasks are aborted and its
+    /// unit attention queues dropped.
+    pub fn remove_nexus(&self, nexus: NexusId) {
+        self.nexuses
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(&nexus);
+        for lu in self.read_luns().values() {
+            lu.tasks.abort_where(|n, _| n == nexus);
+            lu.state().ua.remove(&nexus);
+        }
+    }
+
+    /// The identity of a registered nexus.
+    #[must_use]
+    pub fn nexus_info(&self, nexus: NexusId) -> Option<Arc<NexusInfo>> {
+        self.nexuses
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&nexus)
+            .cloned()
+    }
+
+    fn read_luns(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<u16, Arc<LogicalUnit>>> {
+        self.luns
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_luns(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<u16, Arc<LogicalUnit>>> {
+        self.luns
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lu(&self, lun: &Lun) -> Option<Arc<LogicalUnit>> {
+        let index = lun.index()?;
+        self.read_luns().get(&index).cloned()
+    }
+
+    /// Run a task management function for `nexus` on `lun`.
+    pub async fn task_management(
+        &self,
+        nexus: NexusId,
+        lun: Lun,
+        function: TmFunction,
+    ) -> TmfResponse {
+        self.run_tmf(nexus, lun, function)
+    }
+}

@@ -1,0 +1,984 @@
+//! The command table: one row per operation code and service action.
+//!
+//! Every part of the engine that needs to know about a command reads this
+//! table: [`Cdb::decode`](crate::cdb::Cdb::decode) finds the CDB length and
+//! the handler here, dispatch runs the handler, REPORT SUPPORTED OPERATION
+//! CODES lists exactly these rows with their CDB usage data and timeouts, and
+//! the fuzzers and transports ask it for the data direction. A command that
+//! is not in the table is answered with INVALID COMMAND OPERATION CODE, and
+//! is not listed as supported.
+//!
+//! Reservation conflict columns (SPC-4 table 47) join each row in the
+//! persistent-reservations work.
+
+use std::sync::OnceLock;
+
+use crate::cdb::opcode as op;
+use crate::sense::Sense;
+
+/// Direction of the data transfer of a command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DataDirection {
+    /// No data transfer.
+    None,
+    /// Data-in: device server to application client.
+    Read,
+    /// Data-out: application client to device server.
+    Write,
+}
+
+/// Which device-model routine handles a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum Handler {
+    TestUnitReady,
+    RequestSense,
+    Inquiry,
+    ModeSense,
+    ModeSelect,
+    LogSense,
+    ReportLuns,
+    ReportSupportedOpcodes,
+    ReportSupportedTmf,
+    ReadCapacity10,
+    ReadCapacity16,
+    GetLbaStatus,
+    Read,
+    Write,
+    WriteAndVerify,
+    Verify,
+    WriteSame,
+    Unmap,
+    CompareAndWrite,
+    SynchronizeCache,
+    PreFetch,
+    StartStopUnit,
+    FormatUnit,
+    ReadDefectData,
+}
+
+/// One row of the command table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommandDesc {
+    /// Operation code.
+    pub opcode: u8,
+    /// Service action, for opcodes that have them.
+    pub service_action: Option<u16>,
+    /// Command name as the standard spells it.
+    pub name: &'static str,
+    /// CDB length in bytes.
+    pub cdb_len: u8,
+    /// Data direction.
+    pub direction: DataDirection,
+    /// Handler.
+    pub handler: Handler,
+    /// CDB USAGE DATA for REPORT SUPPORTED OPERATION CODES (SPC-4 §6.35.3):
+    /// the first `cdb_len` bytes are used; byte 0 is the opcode, and the
+    /// other bytes have a bit set for every CDB bit the device server
+    /// evaluates.
+    pub usage: [u8; 16],
+    /// Nominal command processing timeout, seconds (0 = not specified).
+    pub nominal_timeout: u32,
+    /// Recommended command timeout, seconds.
+    pub recommended_timeout: u32,
+}
+
+macro_rules! row {
+    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, [$($u:expr),* $(,)?]) => {
+        row!($op, $sa, $name, $len, $dir, $h, [$($u),*], 0, 30)
+    };
+    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, [$($u:expr),* $(,)?], $nom:expr, $rec:expr) => {
+        CommandDesc {
+            opcode: $op,
+            service_action: $sa,
+            name: $name,
+            cdb_len: $len,
+            direction: DataDirection::$dir,
+            handler: Handler::$h,
+            usage: pad([$($u),*]),
+            nominal_timeout: $nom,
+            recommended_timeout: $rec,
+        }
+    };
+}
+
+const fn pad<const N: usize>(bytes: [u8; N]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
+/// The CONTROL byte usage: NACA and LINK are evaluated (and rejected).
+const CTL: u8 = 0x05;
+
+/// Every command the disk device model implements.
+pub static COMMANDS: &[CommandDesc] = &[
+    row!(
+        op::TEST_UNIT_READY,
+        None,
+        "TEST UNIT READY",
+        6,
+        None,
+        TestUnitReady,
+        [op::TEST_UNIT_READY, 0, 0, 0, 0, CTL]
+    ),
+    row!(
+        op::REQUEST_SENSE,
+        None,
+        "REQUEST SENSE",
+        6,
+        Read,
+        RequestSense,
+        [op::REQUEST_SENSE, 0x01, 0, 0, 0xff, CTL]
+    ),
+    row!(
+        op::FORMAT_UNIT,
+        None,
+        "FORMAT UNIT",
+        6,
+        None,
+        FormatUnit,
+        [op::FORMAT_UNIT, 0xff, 0, 0, 0, CTL],
+        1,
+        60
+    ),
+    row!(
+        op::READ_6,
+        None,
+        "READ(6)",
+        6,
+        Read,
+        Read,
+        [op::READ_6, 0x1f, 0xff, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::WRITE_6,
+        None,
+        "WRITE(6)",
+        6,
+        Write,
+        Write,
+        [op::WRITE_6, 0x1f, 0xff, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::INQUIRY,
+        None,
+        "INQUIRY",
+        6,
+        Read,
+        Inquiry,
+        [op::INQUIRY, 0x01, 0xff, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::MODE_SELECT_6,
+        None,
+        "MODE SELECT(6)",
+        6,
+        Write,
+        ModeSelect,
+        [op::MODE_SELECT_6, 0x11, 0, 0, 0xff, CTL]
+    ),
+    row!(
+        op::MODE_SENSE_6,
+        None,
+        "MODE SENSE(6)",
+        6,
+        Read,
+        ModeSense,
+        [op::MODE_SENSE_6, 0x08, 0xff, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::START_STOP_UNIT,
+        None,
+        "START STOP UNIT",
+        6,
+        None,
+        StartStopUnit,
+        [op::START_STOP_UNIT, 0x01, 0, 0x0f, 0xf7, CTL]
+    ),
+    row!(
+        op::READ_CAPACITY_10,
+        None,
+        "READ CAPACITY(10)",
+        10,
+        Read,
+        ReadCapacity10,
+        [
+            op::READ_CAPACITY_10,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            0,
+            0x01,
+            CTL
+        ]
+    ),
+    row!(
+        op::READ_10,
+        None,
+        "READ(10)",
+        10,
+        Read,
+        Read,
+        [
+            op::READ_10,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_10,
+        None,
+        "WRITE(10)",
+        10,
+        Write,
+        Write,
+        [
+            op::WRITE_10,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_AND_VERIFY_10,
+        None,
+        "WRITE AND VERIFY(10)",
+        10,
+        Write,
+        WriteAndVerify,
+        [
+            op::WRITE_AND_VERIFY_10,
+            0xf2,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::VERIFY_10,
+        None,
+        "VERIFY(10)",
+        10,
+        Write,
+        Verify,
+        [
+            op::VERIFY_10,
+            0xf6,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::PRE_FETCH_10,
+        None,
+        "PRE-FETCH(10)",
+        10,
+        None,
+        PreFetch,
+        [
+            op::PRE_FETCH_10,
+            0x02,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::SYNCHRONIZE_CACHE_10,
+        None,
+        "SYNCHRONIZE CACHE(10)",
+        10,
+        None,
+        SynchronizeCache,
+        [
+            op::SYNCHRONIZE_CACHE_10,
+            0x02,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::READ_DEFECT_DATA_10,
+        None,
+        "READ DEFECT DATA(10)",
+        10,
+        Read,
+        ReadDefectData,
+        [
+            op::READ_DEFECT_DATA_10,
+            0,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_SAME_10,
+        None,
+        "WRITE SAME(10)",
+        10,
+        Write,
+        WriteSame,
+        [
+            op::WRITE_SAME_10,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::UNMAP,
+        None,
+        "UNMAP",
+        10,
+        Write,
+        Unmap,
+        [op::UNMAP, 0x01, 0, 0, 0, 0, 0x3f, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::LOG_SENSE,
+        None,
+        "LOG SENSE",
+        10,
+        Read,
+        LogSense,
+        [
+            op::LOG_SENSE,
+            0x01,
+            0xff,
+            0xff,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::MODE_SELECT_10,
+        None,
+        "MODE SELECT(10)",
+        10,
+        Write,
+        ModeSelect,
+        [op::MODE_SELECT_10, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]
+    ),
+    row!(
+        op::MODE_SENSE_10,
+        None,
+        "MODE SENSE(10)",
+        10,
+        Read,
+        ModeSense,
+        [
+            op::MODE_SENSE_10,
+            0x18,
+            0xff,
+            0xff,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            CTL
+        ]
+    ),
+    row!(
+        op::READ_16,
+        None,
+        "READ(16)",
+        16,
+        Read,
+        Read,
+        [
+            op::READ_16,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::COMPARE_AND_WRITE,
+        None,
+        "COMPARE AND WRITE",
+        16,
+        Write,
+        CompareAndWrite,
+        [
+            op::COMPARE_AND_WRITE,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            0,
+            0,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_16,
+        None,
+        "WRITE(16)",
+        16,
+        Write,
+        Write,
+        [
+            op::WRITE_16,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_AND_VERIFY_16,
+        None,
+        "WRITE AND VERIFY(16)",
+        16,
+        Write,
+        WriteAndVerify,
+        [
+            op::WRITE_AND_VERIFY_16,
+            0xf2,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::VERIFY_16,
+        None,
+        "VERIFY(16)",
+        16,
+        Write,
+        Verify,
+        [
+            op::VERIFY_16,
+            0xf6,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::PRE_FETCH_16,
+        None,
+        "PRE-FETCH(16)",
+        16,
+        None,
+        PreFetch,
+        [
+            op::PRE_FETCH_16,
+            0x02,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::SYNCHRONIZE_CACHE_16,
+        None,
+        "SYNCHRONIZE CACHE(16)",
+        16,
+        None,
+        SynchronizeCache,
+        [
+            op::SYNCHRONIZE_CACHE_16,
+            0x02,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_SAME_16,
+        None,
+        "WRITE SAME(16)",
+        16,
+        Write,
+        WriteSame,
+        [
+            op::WRITE_SAME_16,
+            0xf9,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::SERVICE_ACTION_IN_16,
+        Some(op::SA_READ_CAPACITY_16),
+        "READ CAPACITY(16)",
+        16,
+        Read,
+        ReadCapacity16,
+        [
+            op::SERVICE_ACTION_IN_16,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            CTL
+        ]
+    ),
+    row!(
+        op::SERVICE_ACTION_IN_16,
+        Some(op::SA_GET_LBA_STATUS),
+        "GET LBA STATUS",
+        16,
+        Read,
+        GetLbaStatus,
+        [
+            op::SERVICE_ACTION_IN_16,
+            0x1f,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            CTL
+        ]
+    ),
+    row!(
+        op::REPORT_LUNS,
+        None,
+        "REPORT LUNS",
+        12,
+        Read,
+        ReportLuns,
+        [
+            op::REPORT_LUNS,
+            0,
+            0xff,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            CTL
+        ]
+    ),
+    row!(
+        op::MAINTENANCE_IN,
+        Some(op::SA_REPORT_SUPPORTED_OPCODES),
+        "REPORT SUPPORTED OPERATION CODES",
+        12,
+        Read,
+        ReportSupportedOpcodes,
+        [
+            op::MAINTENANCE_IN,
+            0x1f,
+            0x87,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            CTL
+        ]
+    ),
+    row!(
+        op::MAINTENANCE_IN,
+        Some(op::SA_REPORT_SUPPORTED_TMF),
+        "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS",
+        12,
+        Read,
+        ReportSupportedTmf,
+        [
+            op::MAINTENANCE_IN,
+            0x1f,
+            0x80,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            CTL
+        ]
+    ),
+    row!(
+        op::READ_12,
+        None,
+        "READ(12)",
+        12,
+        Read,
+        Read,
+        [
+            op::READ_12,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_12,
+        None,
+        "WRITE(12)",
+        12,
+        Write,
+        Write,
+        [
+            op::WRITE_12,
+            0xf8,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::WRITE_AND_VERIFY_12,
+        None,
+        "WRITE AND VERIFY(12)",
+        12,
+        Write,
+        WriteAndVerify,
+        [
+            op::WRITE_AND_VERIFY_12,
+            0xf2,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::VERIFY_12,
+        None,
+        "VERIFY(12)",
+        12,
+        Write,
+        Verify,
+        [
+            op::VERIFY_12,
+            0xf6,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0x3f,
+            CTL
+        ]
+    ),
+    row!(
+        op::READ_DEFECT_DATA_12,
+        None,
+        "READ DEFECT DATA(12)",
+        12,
+        Read,
+        ReadDefectData,
+        [
+            op::READ_DEFECT_DATA_12,
+            0x1f,
+            0,
+            0,
+            0,
+            0,
+            0xff,
+            0xff,
+            0xff,
+            0xff,
+            0,
+            CTL
+        ]
+    ),
+];
+
+/// Opcodes whose byte 1 bits 4-0 hold a service action.
+fn has_service_action(opcode: u8) -> bool {
+    matches!(opcode, op::SERVICE_ACTION_IN_16 | op::MAINTENANCE_IN)
+}
+
+/// For each opcode, the index of its first row plus one (0 = none).
+fn index() -> &'static [u8; 256] {
+    static INDEX: OnceLock<[u8; 256]> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let mut idx = [0u8; 256];
+        for (i, row) in COMMANDS.iter().enumerate().rev() {
+            idx[usize::from(row.opcode)] = u8::try_from(i + 1).unwrap_or(0);
+        }
+        idx
+    })
+}
+
+/// Find the row for an opcode and (where the opcode has them) a service
+/// action, without looking at a CDB.
+#[must_use]
+pub fn find(opcode: u8, service_action: Option<u16>) -> Option<&'static CommandDesc> {
+    let first = usize::from(index()[usize::from(opcode)]).checked_sub(1)?;
+    COMMANDS[first..]
+        .iter()
+        .take_while(|row| row.opcode == opcode)
+        .find(|row| row.service_action.is_none() || row.service_action == service_action)
+}
+
+/// Find the row for `cdb`.
+///
+/// # Errors
+///
+/// INVALID COMMAND OPERATION CODE for an empty CDB or an opcode not in the
+/// table; INVALID FIELD IN CDB pointing at the SERVICE ACTION field for a
+/// service action not in the table (SPC-4 §4.2.5.1).
+pub fn lookup(cdb: &[u8]) -> Result<&'static CommandDesc, Sense> {
+    let &opcode = cdb.first().ok_or_else(crate::cdb::invalid_opcode)?;
+    if has_service_action(opcode) {
+        let Some(&b1) = cdb.get(1) else {
+            return Err(Sense::invalid_cdb_field(1, Some(4)));
+        };
+        return find(opcode, Some(u16::from(b1 & 0x1f)))
+            .ok_or_else(|| Sense::invalid_cdb_field(1, Some(4)));
+    }
+    find(opcode, None).ok_or_else(crate::cdb::invalid_opcode)
+}
+
+/// The data direction of `cdb`, if its opcode is in the table.
+#[must_use]
+pub fn direction_of(cdb: &[u8]) -> Option<DataDirection> {
+    lookup(cdb).ok().map(|row| row.direction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_grouped_by_opcode_and_unique() {
+        for (i, a) in COMMANDS.iter().enumerate() {
+            for b in &COMMANDS[i + 1..] {
+                assert!(
+                    a.opcode != b.opcode || a.service_action != b.service_action,
+                    "duplicate row {}",
+                    a.name
+                );
+            }
+            assert_eq!(a.usage[0], a.opcode, "{}", a.name);
+            assert!(matches!(a.cdb_len, 6 | 10 | 12 | 16), "{}", a.name);
+            assert!(
+                a.usage[usize::from(a.cdb_len)..].iter().all(|&b| b == 0),
+                "{}",
+                a.name
+            );
+        }
+        // Rows of one opcode must be adjacent for `find`.
+        let mut seen = std::collections::HashSet::new();
+        let mut last = None;
+        for row in COMMANDS {
+            if last != Some(row.opcode) {
+                assert!(seen.insert(row.opcode), "{:#x} split", row.opcode);
+            }
+            last = Some(row.opcode);
+        }
+    }
+
+    #[test]
+    fn rejects_unknown_opcodes_and_service_actions() {
+        use crate::sense::Asc;
+        assert_eq!(
+            lookup(&[0xff]).unwrap_err().asc,
+            Asc::INVALID_COMMAND_OPERATION_CODE
+        );
+        assert_eq!(
+            lookup(&[]).unwrap_err().asc,
+            Asc::INVALID_COMMAND_OPERATION_CODE
+        );
+        let e = lookup(&[op::SERVICE_ACTION_IN_16, 0x1f]).unwrap_err();
+        assert_eq!(e.asc, Asc::INVALID_FIELD_IN_CDB);
+        assert_eq!(e.field.unwrap().byte, 1);
+        assert_eq!(
+            lookup(&[op::SERVICE_ACTION_IN_16, 0x10]).unwrap().name,
+            "READ CAPACITY(16)"
+        );
+    }
+}
