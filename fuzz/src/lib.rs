@@ -6,4 +6,5 @@
 //! runs every file of `corpus/<target>/` through them on the stable
 //! toolchain, so each corpus is a regression suite for `cargo test`.
 
+pub mod qcow2;
 pub mod scsi;

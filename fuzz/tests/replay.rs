@@ -9,6 +9,7 @@ type Body = fn(&[u8]);
 const TARGETS: &[(&str, Body)] = &[
     ("cdb_decode", tgtkit_fuzz::scsi::cdb_decode),
     ("scsi_command", tgtkit_fuzz::scsi::scsi_command),
+    ("qcow2_open", tgtkit_fuzz::qcow2::qcow2_open),
 ];
 
 #[test]
@@ -39,6 +40,9 @@ fn every_corpus_has_a_target() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     for entry in std::fs::read_dir(root).unwrap() {
         let name = entry.unwrap().file_name().into_string().unwrap();
-        assert!(TARGETS.iter().any(|(n, _)| *n == name), "corpus {name} has no target in replay.rs");
+        assert!(
+            TARGETS.iter().any(|(n, _)| *n == name),
+            "corpus {name} has no target in replay.rs"
+        );
     }
 }

@@ -82,6 +82,12 @@ pub(crate) struct HeaderInfo {
     pub size: u64,
     /// Internal snapshots present.
     pub snapshots: u32,
+    /// Offset of the refcount table.
+    pub reftable_offset: u64,
+    /// Size of the refcount table in clusters.
+    pub reftable_clusters: u32,
+    /// log2 of the refcount width in bits (4 for version 2).
+    pub refcount_order: u32,
 }
 
 /// Whether the first bytes of a file carry the qcow magic.
@@ -135,6 +141,24 @@ pub(crate) fn check_header(bytes: &[u8], writable: bool) -> Result<HeaderInfo, Q
             v2.refcount_table_clusters.get()
         )));
     }
+    // Bytes 48-59: the refcount table. QEMU refuses an image without one
+    // ("Image does not contain a reference count table") or with it in the
+    // header cluster; imago 0.2 recurses until its stack overflows when it
+    // frees a cluster of such an image (found by the qcow2_open fuzz target).
+    if v2.refcount_table_clusters.get() == 0 {
+        return Err(Qcow2Error::Invalid("no refcount table".into()));
+    }
+    if v2.refcount_table_offset.get() < cluster_size {
+        return Err(Qcow2Error::Invalid(
+            "refcount table overlaps the header cluster".into(),
+        ));
+    }
+    // Bytes 40-47: the L1 table must not overlap the header cluster either.
+    if v2.l1_size.get() != 0 && v2.l1_table_offset.get() < cluster_size {
+        return Err(Qcow2Error::Invalid(
+            "L1 table overlaps the header cluster".into(),
+        ));
+    }
     // Bytes 60-63: nb_snapshots. imago reads the active L1 table correctly
     // but does not keep snapshot refcounts (COW of shared clusters), so
     // writing is refused.
@@ -144,6 +168,7 @@ pub(crate) fn check_header(bytes: &[u8], writable: bool) -> Result<HeaderInfo, Q
             "writing an image with {snapshots} internal snapshot(s)"
         )));
     }
+    let mut refcount_order = 4;
     if version == 3 {
         let (v3, _) = RawHeaderV3::read_from_prefix(rest)
             .map_err(|_| Qcow2Error::Invalid("file shorter than a qcow2 v3 header".into()))?;
@@ -155,12 +180,16 @@ pub(crate) fn check_header(bytes: &[u8], writable: bool) -> Result<HeaderInfo, Q
                 v3.refcount_order.get()
             )));
         }
+        refcount_order = v3.refcount_order.get();
     }
     Ok(HeaderInfo {
         version,
         cluster_size,
         size: v2.size.get(),
         snapshots,
+        reftable_offset: v2.refcount_table_offset.get(),
+        reftable_clusters: v2.refcount_table_clusters.get(),
+        refcount_order,
     })
 }
 
@@ -228,6 +257,9 @@ mod tests {
         b[20..24].copy_from_slice(&16u32.to_be_bytes());
         b[24..32].copy_from_slice(&(1u64 << 20).to_be_bytes());
         b[100..104].copy_from_slice(&104u32.to_be_bytes());
+        b[40..48].copy_from_slice(&(3u64 << 16).to_be_bytes()); // L1 at cluster 3
+        b[48..56].copy_from_slice(&(1u64 << 16).to_be_bytes()); // reftable at cluster 1
+        b[56..60].copy_from_slice(&1u32.to_be_bytes());
         b[96..100].copy_from_slice(&4u32.to_be_bytes());
         tweak(&mut b);
         b
@@ -284,10 +316,73 @@ mod tests {
     }
 
     #[test]
+    fn rejects_missing_or_misplaced_tables() {
+        let h = header(3, |b| b[56..60].copy_from_slice(&0u32.to_be_bytes()));
+        assert!(check_header(&h, false).is_err());
+        let h = header(3, |b| b[48..56].copy_from_slice(&0u64.to_be_bytes()));
+        assert!(check_header(&h, false).is_err());
+        let h = header(3, |b| {
+            b[36..40].copy_from_slice(&1u32.to_be_bytes());
+            b[40..48].copy_from_slice(&0u64.to_be_bytes());
+        });
+        assert!(check_header(&h, false).is_err());
+    }
+
+    #[test]
     fn rejects_huge_tables() {
         let h = header(3, |b| b[36..40].copy_from_slice(&u32::MAX.to_be_bytes()));
         assert!(check_header(&h, false).is_err());
         let h = header(3, |b| b[56..60].copy_from_slice(&1000u32.to_be_bytes()));
         assert!(check_header(&h, false).is_err());
     }
+}
+
+/// Check, before writing, that the refcount table lies in the file and
+/// has a refblock for cluster 0 (the header) and for every refblock-sized
+/// range of clusters up to the file's last one (qcow2.txt "Host cluster
+/// management": every cluster in use is refcounted). Only the range the
+/// file ends in may lack its refblock: a process killed after writing a
+/// self-describing refblock there and before entering it in the table
+/// leaves such a file, and it is harmless.
+///
+/// imago 0.2 allocates a missing refblock by allocating a cluster for it,
+/// which may need another missing refblock below it, recursively: with
+/// entries missing throughout, its stack overflows (found by the
+/// qcow2_open fuzz target on truncated images). Images qemu-img made or
+/// repaired always pass.
+pub(crate) fn check_refcount_coverage(
+    info: &HeaderInfo,
+    reftable: &[u8],
+    file_len: u64,
+) -> Result<(), Qcow2Error> {
+    let table_len = u64::from(info.reftable_clusters) * info.cluster_size;
+    if info.reftable_offset.saturating_add(table_len) > file_len
+        || reftable.len() as u64 != table_len
+    {
+        return Err(Qcow2Error::Invalid(
+            "refcount table past the end of the file".into(),
+        ));
+    }
+    let cluster_bits = info.cluster_size.trailing_zeros();
+    // Clusters covered by one refblock: cluster_size * 8 / refcount_bits.
+    let rb_shift = cluster_bits + 3 - info.refcount_order.min(cluster_bits + 3);
+    let clusters = file_len.div_ceil(info.cluster_size);
+    let needed = (clusters >> rb_shift).max(1);
+    let have = (reftable.len() / 8) as u64;
+    if needed > have {
+        return Err(Qcow2Error::Unsupported(format!(
+            "refcount table covers {have} refblocks, the file needs {needed}: \
+             repair it with `qemu-img check -r all` first"
+        )));
+    }
+    for (i, e) in reftable.chunks_exact(8).take(needed as usize).enumerate() {
+        let entry = u64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+        if entry == 0 {
+            return Err(Qcow2Error::Unsupported(format!(
+                "refcount table entry {i} is missing for clusters in use: \
+                 repair it with `qemu-img check -r all` first"
+            )));
+        }
+    }
+    Ok(())
 }

@@ -39,8 +39,9 @@
 //! # Dropping
 //!
 //! Call [`Backstore::flush`] before dropping a writable backstore: imago
-//! keeps metadata in write-back caches. `Drop` flushes as a last resort,
-//! blocking the dropping thread.
+//! keeps metadata in write-back caches. `Drop` flushes as a last resort on
+//! the pool, blocking the dropping thread until it is done (do not drop
+//! the backstore from a worker of its own one-thread pool).
 
 mod header;
 pub mod storage;
@@ -367,6 +368,14 @@ async fn open_qcow2_layer(
     let mut head = [0u8; 112];
     let n = file.pread_some(&mut head, 0)?;
     let info = header::check_header(&head[..n], writable)?;
+    if writable {
+        let len = info.reftable_clusters as usize * info.cluster_size as usize;
+        let mut reftable = vec![0u8; len];
+        let got = file.pread_some(&mut reftable, info.reftable_offset)?;
+        reftable.truncate(got);
+        let file_len = imago::Storage::size(&file)?;
+        header::check_refcount_coverage(&info, &reftable, file_len)?;
+    }
     let q = Qcow2::<ImageFile>::builder(file)
         .write(writable)
         .backing(None)
@@ -615,12 +624,33 @@ impl Inner {
     }
 }
 
-impl Drop for Inner {
+impl Drop for Qcow2Backstore {
+    /// A last-resort flush: imago keeps metadata in write-back caches.
+    ///
+    /// The flush runs on the pool (never `block_on` here: the dropping
+    /// thread may itself be inside an executor) and this thread waits for
+    /// it on a plain channel.
     fn drop(&mut self) {
-        if self.writable {
-            if let Err(err) = self.flush() {
+        use futures::FutureExt;
+        if !self.inner.writable {
+            return;
+        }
+        let inner = Arc::clone(&self.inner);
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Polling `run` once queues the job; its result comes back on `tx`.
+        let queued = self
+            .pool
+            .run(move || {
+                let _ = tx.send(inner.flush());
+            })
+            .now_or_never();
+        debug_assert!(queued.is_none() || queued == Some(Ok(())));
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => {
                 tracing::error!(%err, "qcow2: flush on drop failed; the image may leak clusters");
             }
+            Err(_) => tracing::error!("qcow2: blocking pool gone before the flush on drop"),
         }
     }
 }
