@@ -116,7 +116,27 @@ impl ImageFile {
     }
 
     /// Read up to `buf.len()` bytes at `offset`; returns how many (blocking).
+    ///
+    /// With `O_DIRECT`, unaligned requests go through an aligned buffer.
     pub(crate) fn pread_some(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let align = DIRECT_ALIGN as u64;
+        let aligned = offset % align == 0
+            && buf.len() as u64 % align == 0
+            && buf.as_ptr() as usize % DIRECT_ALIGN == 0;
+        if !self.direct || aligned {
+            return self.pread_raw(buf, offset);
+        }
+        let start = offset / align * align;
+        let end = (offset + buf.len() as u64).div_ceil(align) * align;
+        let mut bounce = imago::io_buffers::IoBuffer::new(to_usize(end - start)?, DIRECT_ALIGN)?;
+        let got = self.pread_raw(bounce.as_mut().into_slice(), start)?;
+        let skip = to_usize(offset - start)?;
+        let n = got.saturating_sub(skip).min(buf.len());
+        buf[..n].copy_from_slice(&bounce.as_ref().into_slice()[skip..skip + n]);
+        Ok(n)
+    }
+
+    fn pread_raw(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let mut done = 0;
         while done < buf.len() {
             let n = match &self.backend {
