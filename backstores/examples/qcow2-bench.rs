@@ -10,6 +10,7 @@
 //! image size (QEMU 10.0's rule). `-t none` opens the image with O_DIRECT.
 //! Prints the elapsed time and the IOPS. Runs on `futures`' executor: the
 //! backstore needs no runtime.
+#![allow(clippy::cast_possible_truncation)] // test tooling: small units, block and generation numbers
 
 use std::time::Instant;
 

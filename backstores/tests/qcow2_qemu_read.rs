@@ -2,6 +2,7 @@
 //!
 //! Needs qemu-img and qemu-io (Debian qemu-utils): the tests fail, not
 //! skip, without them.
+#![allow(clippy::cast_possible_truncation)] // test tooling: small units, block and generation numbers
 #![cfg(feature = "qcow2")]
 
 mod qcow2_common;

@@ -3,6 +3,7 @@
 //! compare` finds the image equal to the model's raw image.
 //!
 //! Runs on `futures::executor::block_on`: the backstore needs no runtime.
+#![allow(clippy::cast_possible_truncation)] // test tooling: small units, block and generation numbers
 #![cfg(feature = "qcow2")]
 
 mod qcow2_common;

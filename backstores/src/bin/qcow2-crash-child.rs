@@ -6,6 +6,7 @@
 //! filled with the pattern of `(unit, gen)`, `Z unit gen` for a unit made
 //! zero), and after each completed flush `F`. Every request logged before an
 //! `F` had completed before that flush began.
+#![allow(clippy::cast_possible_truncation)] // test tooling: small units, block and generation numbers
 
 use std::io::Write;
 

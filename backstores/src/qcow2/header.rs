@@ -230,6 +230,60 @@ fn check_incompatible(bits: u64) -> Result<(), Qcow2Error> {
     Ok(())
 }
 
+/// Check, before writing, that the refcount table lies in the file and
+/// has a refblock for cluster 0 (the header) and for every refblock-sized
+/// range of clusters up to the file's last one (qcow2.txt "Host cluster
+/// management": every cluster in use is refcounted). Only the range the
+/// file ends in may lack its refblock: a process killed after writing a
+/// self-describing refblock there and before entering it in the table
+/// leaves such a file, and it is harmless.
+///
+/// imago 0.2 allocates a missing refblock by allocating a cluster for it,
+/// which may need another missing refblock below it, recursively: with
+/// entries missing throughout, its stack overflows (found by the
+/// qcow2_open fuzz target on truncated images). Images qemu-img made or
+/// repaired always pass.
+pub(crate) fn check_refcount_coverage(
+    info: &HeaderInfo,
+    reftable: &[u8],
+    file_len: u64,
+) -> Result<(), Qcow2Error> {
+    let table_len = u64::from(info.reftable_clusters) * info.cluster_size;
+    if info.reftable_offset.saturating_add(table_len) > file_len
+        || reftable.len() as u64 != table_len
+    {
+        return Err(Qcow2Error::Invalid(
+            "refcount table past the end of the file".into(),
+        ));
+    }
+    let cluster_bits = info.cluster_size.trailing_zeros();
+    // Clusters covered by one refblock: cluster_size * 8 / refcount_bits.
+    let rb_shift = cluster_bits + 3 - info.refcount_order.min(cluster_bits + 3);
+    let clusters = file_len.div_ceil(info.cluster_size);
+    let needed = (clusters >> rb_shift).max(1);
+    let have = (reftable.len() / 8) as u64;
+    if needed > have {
+        return Err(Qcow2Error::Unsupported(format!(
+            "refcount table covers {have} refblocks, the file needs {needed}: \
+             repair it with `qemu-img check -r all` first"
+        )));
+    }
+    for (i, e) in reftable
+        .chunks_exact(8)
+        .take(usize::try_from(needed).unwrap_or(usize::MAX))
+        .enumerate()
+    {
+        let entry = u64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
+        if entry == 0 {
+            return Err(Qcow2Error::Unsupported(format!(
+                "refcount table entry {i} is missing for clusters in use: \
+                 repair it with `qemu-img check -r all` first"
+            )));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,7 +354,7 @@ mod tests {
     fn rejects_incompatible_features() {
         for bit in 0..64 {
             let h = header(3, |b| {
-                b[72..80].copy_from_slice(&(1u64 << bit).to_be_bytes())
+                b[72..80].copy_from_slice(&(1u64 << bit).to_be_bytes());
             });
             assert!(check_header(&h, false).is_err(), "bit {bit}");
         }
@@ -335,54 +389,4 @@ mod tests {
         let h = header(3, |b| b[56..60].copy_from_slice(&1000u32.to_be_bytes()));
         assert!(check_header(&h, false).is_err());
     }
-}
-
-/// Check, before writing, that the refcount table lies in the file and
-/// has a refblock for cluster 0 (the header) and for every refblock-sized
-/// range of clusters up to the file's last one (qcow2.txt "Host cluster
-/// management": every cluster in use is refcounted). Only the range the
-/// file ends in may lack its refblock: a process killed after writing a
-/// self-describing refblock there and before entering it in the table
-/// leaves such a file, and it is harmless.
-///
-/// imago 0.2 allocates a missing refblock by allocating a cluster for it,
-/// which may need another missing refblock below it, recursively: with
-/// entries missing throughout, its stack overflows (found by the
-/// qcow2_open fuzz target on truncated images). Images qemu-img made or
-/// repaired always pass.
-pub(crate) fn check_refcount_coverage(
-    info: &HeaderInfo,
-    reftable: &[u8],
-    file_len: u64,
-) -> Result<(), Qcow2Error> {
-    let table_len = u64::from(info.reftable_clusters) * info.cluster_size;
-    if info.reftable_offset.saturating_add(table_len) > file_len
-        || reftable.len() as u64 != table_len
-    {
-        return Err(Qcow2Error::Invalid(
-            "refcount table past the end of the file".into(),
-        ));
-    }
-    let cluster_bits = info.cluster_size.trailing_zeros();
-    // Clusters covered by one refblock: cluster_size * 8 / refcount_bits.
-    let rb_shift = cluster_bits + 3 - info.refcount_order.min(cluster_bits + 3);
-    let clusters = file_len.div_ceil(info.cluster_size);
-    let needed = (clusters >> rb_shift).max(1);
-    let have = (reftable.len() / 8) as u64;
-    if needed > have {
-        return Err(Qcow2Error::Unsupported(format!(
-            "refcount table covers {have} refblocks, the file needs {needed}: \
-             repair it with `qemu-img check -r all` first"
-        )));
-    }
-    for (i, e) in reftable.chunks_exact(8).take(needed as usize).enumerate() {
-        let entry = u64::from_be_bytes([e[0], e[1], e[2], e[3], e[4], e[5], e[6], e[7]]);
-        if entry == 0 {
-            return Err(Qcow2Error::Unsupported(format!(
-                "refcount table entry {i} is missing for clusters in use: \
-                 repair it with `qemu-img check -r all` first"
-            )));
-        }
-    }
-    Ok(())
 }

@@ -369,7 +369,9 @@ async fn open_qcow2_layer(
     let n = file.pread_some(&mut head, 0)?;
     let info = header::check_header(&head[..n], writable)?;
     if writable {
-        let len = info.reftable_clusters as usize * info.cluster_size as usize;
+        // At most 8 MiB (checked by `check_header`).
+        let len = usize::try_from(u64::from(info.reftable_clusters) * info.cluster_size)
+            .map_err(|_| Qcow2Error::Invalid("refcount table too large".into()))?;
         let mut reftable = vec![0u8; len];
         let got = file.pread_some(&mut reftable, info.reftable_offset)?;
         reftable.truncate(got);
@@ -556,7 +558,7 @@ impl Inner {
         let r = futures::executor::block_on(async {
             let mut pos = 0u64;
             while pos < len {
-                let n = (len - pos).min(CHUNK as u64) as usize;
+                let n = usize::try_from(len - pos).map_or(CHUNK, |r| r.min(CHUNK));
                 self.image
                     .write(bounce.as_ref_range(0..n), offset + pos)
                     .await?;

@@ -206,7 +206,7 @@ impl ImageFile {
         let zero = vec![0u8; DIRECT_ALIGN.max(64 << 10)];
         let end = offset + len;
         while offset < end {
-            let n = (end - offset).min(zero.len() as u64) as usize;
+            let n = usize::try_from(end - offset).map_or(zero.len(), |r| r.min(zero.len()));
             self.pwrite_all(&[IoSlice::new(&zero[..n])], offset)?;
             offset += n as u64;
         }
