@@ -88,6 +88,8 @@ pub(crate) struct HeaderInfo {
     pub reftable_clusters: u32,
     /// log2 of the refcount width in bits (4 for version 2).
     pub refcount_order: u32,
+    /// Where header extensions start (version 3), 0 for version 2.
+    pub header_length: u32,
 }
 
 /// Whether the first bytes of a file carry the qcow magic.
@@ -169,6 +171,7 @@ pub(crate) fn check_header(bytes: &[u8], writable: bool) -> Result<HeaderInfo, Q
         )));
     }
     let mut refcount_order = 4;
+    let mut header_length = 0;
     if version == 3 {
         let (v3, _) = RawHeaderV3::read_from_prefix(rest)
             .map_err(|_| Qcow2Error::Invalid("file shorter than a qcow2 v3 header".into()))?;
@@ -181,6 +184,7 @@ pub(crate) fn check_header(bytes: &[u8], writable: bool) -> Result<HeaderInfo, Q
             )));
         }
         refcount_order = v3.refcount_order.get();
+        header_length = v3.header_length.get();
     }
     Ok(HeaderInfo {
         version,
@@ -190,7 +194,43 @@ pub(crate) fn check_header(bytes: &[u8], writable: bool) -> Result<HeaderInfo, Q
         reftable_offset: v2.refcount_table_offset.get(),
         reftable_clusters: v2.refcount_table_clusters.get(),
         refcount_order,
+        header_length,
     })
+}
+
+/// Header extension type of the feature name table (qcow2.txt).
+const EXT_FEATURE_TABLE: u32 = 0x6803_f857;
+
+/// Walk the header extensions of a version 3 image (qcow2.txt, "Header
+/// extensions": type, length, data padded to 8 bytes, inside the first
+/// cluster, ended by type 0) and refuse a feature name table whose length
+/// is not a whole number of 48-byte entries: imago 0.2 indexes past the
+/// end of a short last entry and panics (found by the qcow2_open fuzz
+/// target). `first` is the image's first cluster (or all of a shorter file).
+pub(crate) fn check_extensions(info: &HeaderInfo, first: &[u8]) -> Result<(), Qcow2Error> {
+    if info.version < 3 {
+        return Ok(());
+    }
+    let limit = (first.len() as u64).min(info.cluster_size);
+    let mut at = u64::from(info.header_length);
+    // Each extension takes at least 8 bytes, so this ends.
+    while at + 8 <= limit {
+        let i = usize::try_from(at).map_err(|_| Qcow2Error::Invalid("header".into()))?;
+        let kind = u32::from_be_bytes([first[i], first[i + 1], first[i + 2], first[i + 3]]);
+        let len = u32::from_be_bytes([first[i + 4], first[i + 5], first[i + 6], first[i + 7]]);
+        if kind == 0 {
+            return Ok(());
+        }
+        if kind == EXT_FEATURE_TABLE && len % 48 != 0 {
+            return Err(Qcow2Error::Invalid(format!(
+                "feature name table of {len} bytes is not a multiple of 48"
+            )));
+        }
+        at += 8 + u64::from(len).next_multiple_of(8);
+    }
+    // Running off the cluster is imago's error to report ("Header
+    // extensions exceed the first cluster").
+    Ok(())
 }
 
 /// Refuse incompatible features (qcow2.txt bytes 72-79: "An implementation
@@ -380,6 +420,20 @@ mod tests {
             b[40..48].copy_from_slice(&0u64.to_be_bytes());
         });
         assert!(check_header(&h, false).is_err());
+    }
+
+    #[test]
+    fn rejects_ragged_feature_table() {
+        let mut h = header(3, |_| {});
+        let info = check_header(&h, false).unwrap();
+        // A 49-byte feature name table, then the end marker.
+        h.extend_from_slice(&EXT_FEATURE_TABLE.to_be_bytes());
+        h.extend_from_slice(&49u32.to_be_bytes());
+        h.extend_from_slice(&[0u8; 56]);
+        h.extend_from_slice(&[0u8; 8]);
+        assert!(check_extensions(&info, &h).is_err());
+        h[104 + 7] = 48;
+        assert!(check_extensions(&info, &h).is_ok());
     }
 
     #[test]

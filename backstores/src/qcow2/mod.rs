@@ -368,6 +368,13 @@ async fn open_qcow2_layer(
     let mut head = [0u8; 112];
     let n = file.pread_some(&mut head, 0)?;
     let info = header::check_header(&head[..n], writable)?;
+    if info.version >= 3 {
+        // The first cluster holds the extensions: at most 2 MiB.
+        let mut first = vec![0u8; usize::try_from(info.cluster_size).unwrap_or(0)];
+        let got = file.pread_some(&mut first, 0)?;
+        first.truncate(got);
+        header::check_extensions(&info, &first)?;
+    }
     if writable {
         // At most 8 MiB (checked by `check_header`).
         let len = usize::try_from(u64::from(info.reftable_clusters) * info.cluster_size)
