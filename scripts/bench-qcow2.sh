@@ -8,13 +8,13 @@
 #
 # Usage: scripts/bench-qcow2.sh [COUNT] [REPS]      (needs qemu-utils)
 # Env:   BENCH_DIR (default: a temp dir), IMAGE_MB (default 256),
-#        THREADS (our pool, default 8)
+#        THREADS (our pool, default 16)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 count=${1:-20000}
 reps=${2:-3}
 image_mb=${IMAGE_MB:-256}
-threads=${THREADS:-8}
+threads=${THREADS:-16}
 dir=${BENCH_DIR:-$(mktemp -d)}
 [ -n "${BENCH_DIR:-}" ] || trap 'rm -rf "$dir"' EXIT
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}

@@ -138,7 +138,7 @@ impl Default for Qcow2Options {
             direct: false,
             logical_block_size: 512,
             max_chain_depth: 16,
-            io_threads: 8,
+            io_threads: 16,
             pool: None,
         }
     }
