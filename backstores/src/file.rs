@@ -5,7 +5,7 @@
 //! [`DataBuffer`], so data moves once, between the page cache (or the
 //! device, with O_DIRECT) and the transport's memory. They run on a small
 //! [`BlockingPool`] the backstore owns, or, with the cargo feature
-//! `io-uring` and [`IoEngine::IoUring`], on an io_uring ring driven by a
+//! `io-uring` and `IoEngine::IoUring`, on an io_uring ring driven by a
 //! thread the backstore owns.
 //!
 //! | operation | regular file | block device |
@@ -86,6 +86,22 @@ use crate::sys;
 const ZERO_CHUNK: usize = 1 << 20;
 
 /// Which mechanism runs reads, writes and flushes.
+///
+/// ```
+/// use tgtkit_backstores::file::{FileOptions, IoEngine};
+///
+/// let path = std::env::temp_dir().join(format!("tgtkit-engine-{}.img", std::process::id()));
+/// std::fs::File::create(&path).unwrap().set_len(65536).unwrap();
+/// #[cfg(feature = "io-uring")]
+/// let wanted = IoEngine::IoUring;
+/// #[cfg(not(feature = "io-uring"))]
+/// let wanted = IoEngine::ThreadPool;
+/// let disk = FileOptions::new().engine(wanted).open(&path).unwrap();
+/// // io_uring falls back to the pool (with a logged reason) if the kernel refuses it.
+/// println!("running on {:?}", disk.engine());
+/// # drop(disk);
+/// # std::fs::remove_file(&path).unwrap();
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum IoEngine {
@@ -109,7 +125,7 @@ pub struct FileOptions {
     physical_block_size: Option<u32>,
     threads: usize,
     write_cache: bool,
-    rotational: bool,
+    rotational: Option<bool>,
     engine: IoEngine,
 }
 
@@ -132,7 +148,7 @@ impl FileOptions {
             physical_block_size: None,
             threads: 4,
             write_cache: true,
-            rotational: false,
+            rotational: None,
             engine: IoEngine::ThreadPool,
         }
     }
@@ -185,10 +201,12 @@ impl FileOptions {
         self
     }
 
-    /// Report the medium as rotational.
+    /// Report the medium as rotational (or not). Defaults to what sysfs
+    /// says for a block device (`queue/rotational`), and non-rotational for
+    /// a regular file.
     #[must_use]
     pub fn rotational(mut self, rotational: bool) -> Self {
-        self.rotational = rotational;
+        self.rotational = Some(rotational);
         self
     }
 
@@ -260,6 +278,11 @@ impl FileOptions {
         let writable = !self.read_only;
         let punch_hole = writable && kind == Kind::Regular && probe_punch_hole(&file, raw_size);
         let seek_data = kind == Kind::Regular && probe_seek_data(&file);
+        let device_discard =
+            writable && kind == Kind::Block && queue_attr(&meta, "discard_max_bytes") != Some(0);
+        let rotational = self
+            .rotational
+            .unwrap_or(kind == Kind::Block && queue_attr(&meta, "rotational") == Some(1));
         let inner = Arc::new(Inner {
             file,
             path,
@@ -268,12 +291,13 @@ impl FileOptions {
             logical,
             physical,
             read_only: self.read_only,
-            rotational: self.rotational,
+            rotational,
             direct: self.direct,
             mem_align,
             write_cache: AtomicBool::new(self.write_cache),
             dsync_flag: AtomicBool::new(true),
             punch_hole,
+            device_discard,
             zero_range: AtomicBool::new(true),
             seek_data: AtomicBool::new(seek_data),
             zeroes: OnceLock::new(),
@@ -341,6 +365,17 @@ fn probe_punch_hole(file: &File, size: u64) -> bool {
     }
 }
 
+/// A numeric attribute of a block device's request queue from sysfs
+/// (`/sys/dev/block/MAJ:MIN/queue/NAME`), if readable.
+fn queue_attr(meta: &std::fs::Metadata, name: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = meta.rdev();
+    let (major, minor) = (libc::major(rdev), libc::minor(rdev));
+    let text =
+        std::fs::read_to_string(format!("/sys/dev/block/{major}:{minor}/queue/{name}")).ok()?;
+    text.trim().parse().ok()
+}
+
 /// Whether `lseek(SEEK_DATA)` is understood.
 fn probe_seek_data(file: &File) -> bool {
     match rustix::fs::seek(file, SeekFrom::Data(0)) {
@@ -372,6 +407,8 @@ pub(crate) struct Inner {
     /// `pwritev2(RWF_DSYNC)` is still believed to work.
     pub(crate) dsync_flag: AtomicBool,
     punch_hole: bool,
+    /// The block device discards (sysfs `discard_max_bytes` is not 0).
+    device_discard: bool,
     /// `fallocate(ZERO_RANGE)` is still believed to work.
     zero_range: AtomicBool,
     seek_data: AtomicBool,
@@ -730,7 +767,12 @@ impl Backstore for FileBackstore {
                 Kind::Regular => {}
                 // What a discarded range of a device reads back is the
                 // device's business: no DISCARD_ZEROES.
-                Kind::Block => caps |= Capabilities::DISCARD | Capabilities::WRITE_ZEROES,
+                Kind::Block => {
+                    caps |= Capabilities::WRITE_ZEROES;
+                    if inner.device_discard {
+                        caps |= Capabilities::DISCARD;
+                    }
+                }
             }
         }
         if inner.seek_data.load(Ordering::Relaxed) {
@@ -841,8 +883,59 @@ impl Backstore for FileBackstore {
         self.inner.write_cache.load(Ordering::Relaxed)
     }
 
+    /// Switching the cache off makes later writes durable; data already
+    /// written stays in the page cache until the next [`Backstore::flush`]
+    /// (which the caller issues if it needs the old writes durable too).
     fn set_write_cache(&self, enabled: bool) -> IoResult<()> {
         self.inner.write_cache.store(enabled, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    /// A backstore whose descriptor is swapped for one opened with only
+    /// `read` or only `write`, so the kernel fails the other direction
+    /// (EBADF) as it would fail a bad medium (EIO).
+    fn with_descriptor(read: bool, write: bool) -> (tempfile::TempDir, FileBackstore) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.img");
+        File::create(&path).unwrap().set_len(65536).unwrap();
+        let mut b = FileBackstore::open(&path).unwrap();
+        let inner = Arc::get_mut(&mut b.inner).expect("no other handle yet");
+        inner.file = OpenOptions::new()
+            .read(read)
+            .write(write)
+            .open(&path)
+            .unwrap();
+        (dir, b)
+    }
+
+    #[test]
+    fn rejects_a_failed_read_as_read_error() {
+        // SBC-4 4.18.2 / 4.18.3: a read failure is MEDIUM ERROR, UNRECOVERED READ ERROR.
+        let (_dir, b) = with_descriptor(false, true);
+        let r = block_on(b.read(0, DataBuffer::zeroed(512)));
+        let err = r.unwrap_err();
+        assert!(matches!(err, IoError::Read(_)), "{err:?}");
+        assert_eq!(
+            err.sense().asc,
+            tgtkit_scsi_core::sense::Asc::UNRECOVERED_READ_ERROR
+        );
+        let err = block_on(b.allocation(0, 512)).map(|_| ());
+        assert!(err.is_ok(), "lseek works on any descriptor: {err:?}");
+    }
+
+    #[test]
+    fn rejects_a_failed_write_as_write_error() {
+        let (_dir, b) = with_descriptor(true, false);
+        let err = block_on(b.write(0, DataBuffer::zeroed(512), WriteFlags::empty())).unwrap_err();
+        assert!(matches!(err, IoError::Write(_)), "{err:?}");
+        assert_eq!(err.sense().asc, tgtkit_scsi_core::sense::Asc::WRITE_ERROR);
+        let err = block_on(b.write(0, DataBuffer::zeroed(512), WriteFlags::FUA)).unwrap_err();
+        assert!(matches!(err, IoError::Write(_)), "{err:?}");
     }
 }

@@ -33,7 +33,8 @@ type Job = Box<dyn FnOnce() + Send + 'static>;
 pub struct PoolGone;
 
 struct Shared {
-    sender: Mutex<Option<mpsc::Sender<Job>>>,
+    /// `mpsc::Sender` is `Sync`: submitters share it without a lock.
+    sender: mpsc::Sender<Job>,
 }
 
 /// A fixed-size pool of worker threads for blocking calls.
@@ -80,9 +81,7 @@ impl BlockingPool {
             }
         }
         Self {
-            shared: Arc::new(Shared {
-                sender: Mutex::new(Some(tx)),
-            }),
+            shared: Arc::new(Shared { sender: tx }),
         }
     }
 
@@ -100,11 +99,7 @@ impl BlockingPool {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        {
-            let guard = self.shared.sender.lock().map_err(|_| PoolGone)?;
-            let sender = guard.as_ref().ok_or(PoolGone)?;
-            sender.send(job).map_err(|_| PoolGone)?;
-        }
+        self.shared.sender.send(job).map_err(|_| PoolGone)?;
         rx.await.map_err(|_| PoolGone)
     }
 }

@@ -4,8 +4,9 @@
 //! first write and kept in a sharded map, so a 1 TiB ram disk costs only
 //! what has been written to it. Reads of never-written chunks return zeroes
 //! without allocating. There is no global lock on the data path: a request
-//! takes one shard's read lock to find each chunk, then that chunk's own
-//! lock while it copies.
+//! takes one shard's read lock to find each chunk (shared with every other
+//! reader and writer; only allocating or freeing a chunk takes it
+//! exclusively), then that chunk's own lock while it copies.
 //!
 //! Discard (and write-zeroes with `may_unmap`) frees whole chunks and zeroes
 //! the partial ones at the edges, so deallocated ranges read back as zeroes
@@ -480,14 +481,18 @@ impl Backstore for RamBackstore {
     async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
         check_range(offset, buf.len() as u64, self.size.load(Ordering::Acquire))?;
         for p in self.pieces(offset, buf.len() as u64) {
-            match self.lookup(p.index) {
-                Some(chunk) => {
-                    let data = chunk.read();
-                    buf.write_at(p.at, &data[p.within..p.within + p.len]);
-                }
-                None => {
-                    buf.fill(p.at, p.len, 0);
-                }
+            // Copy under the shard's read lock (lock order: shard, then
+            // chunk) rather than cloning the chunk's Arc.
+            let map = self
+                .shard(p.index)
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(chunk) = map.get(&p.index) {
+                let data = chunk.read();
+                buf.write_at(p.at, &data[p.within..p.within + p.len]);
+            } else {
+                drop(map);
+                buf.fill(p.at, p.len, 0);
             }
         }
         Ok(())
@@ -498,6 +503,16 @@ impl Backstore for RamBackstore {
         let _ = flags;
         self.check_write(offset, buf.len() as u64)?;
         for p in self.pieces(offset, buf.len() as u64) {
+            {
+                let map = self
+                    .shard(p.index)
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if let Some(chunk) = map.get(&p.index) {
+                    buf.read_at(p.at, &mut chunk.write()[p.within..p.within + p.len]);
+                    continue;
+                }
+            }
             let chunk = self.lookup_or_allocate(p.index)?;
             let mut data = chunk.write();
             buf.read_at(p.at, &mut data[p.within..p.within + p.len]);

@@ -3,3 +3,9 @@
 //! The binaries in `src/bin/` (the iSCSI target, the TCMU handler, the Xen
 //! blkback and scsiback backends) are composed only from the library crates;
 //! this library holds what they share, such as parsing `--lun` specs.
+pub mod lunspec;
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -6,5 +6,7 @@
 //! runs every file of `corpus/<target>/` through them on the stable
 //! toolchain, so each corpus is a regression suite for `cargo test`.
 
+pub mod iscsi;
 pub mod qcow2;
 pub mod scsi;
+pub mod xen;

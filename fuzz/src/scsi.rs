@@ -2,13 +2,14 @@
 
 use std::sync::Arc;
 
+use tgtkit_backstores::RamBackstore;
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::cdb::Cdb;
-use tgtkit_scsi_core::engine::{LuConfig, RawCdb, TaskAttribute, Target, TargetConfig};
+use tgtkit_scsi_core::engine::{LuConfig, RawCdb, Target, TargetConfig, TaskAttribute};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_scsi_core::status::Status;
 use tgtkit_scsi_core::table;
-use tgtkit_scsi_core::test_utils::{Initiator, MemBackstore};
+use tgtkit_scsi_core::test_utils::Initiator;
 
 /// Decode arbitrary bytes as a CDB; whatever decodes must re-encode to a
 /// CDB that decodes to the same value, and its first bytes must match.
@@ -22,7 +23,7 @@ pub fn cdb_decode(data: &[u8]) {
     assert_eq!(raw.as_bytes()[0], data[0]);
 }
 
-/// Run a sequence of commands against a small disk. Input: repeated
+/// Run a sequence of commands against a small ram disk. Input: repeated
 /// records of `[flags, cdb_len, cdb.., buf_len_hi, buf_len_lo, data..]`
 /// where `data` is `buf_len` bytes of data-out (or a data-in buffer of that
 /// size when the command reads). The engine must answer every command with
@@ -33,8 +34,10 @@ pub fn scsi_command(mut data: &[u8]) {
         max_unmap_blocks: 64,
         ..TargetConfig::default()
     });
-    let disk = Arc::new(MemBackstore::new(64, 512));
-    if target.add_lun(0, LuConfig::new(disk)).is_err() {
+    let Ok(disk) = RamBackstore::new(64 * 512) else {
+        return;
+    };
+    if target.add_lun(0, LuConfig::new(Arc::new(disk))).is_err() {
         return;
     }
     let init = Initiator::new(&target, "iqn.2026-11.fuzz:i");
@@ -71,7 +74,10 @@ pub fn scsi_command(mut data: &[u8]) {
         assert!(response.data_len <= buf_len);
         match response.status {
             Status::CHECK_CONDITION => {
-                assert!(response.sense_data().is_some(), "CHECK CONDITION without sense");
+                assert!(
+                    response.sense_data().is_some(),
+                    "CHECK CONDITION without sense"
+                );
             }
             Status::GOOD => assert!(response.sense.is_none()),
             _ => {}

@@ -9,6 +9,16 @@ type Body = fn(&[u8]);
 const TARGETS: &[(&str, Body)] = &[
     ("cdb_decode", tgtkit_fuzz::scsi::cdb_decode),
     ("scsi_command", tgtkit_fuzz::scsi::scsi_command),
+    (
+        "blkif_request_decode",
+        tgtkit_fuzz::xen::blkif_request_decode,
+    ),
+    (
+        "vscsiif_request_decode",
+        tgtkit_fuzz::xen::vscsiif_request_decode,
+    ),
+    ("xen_ring_consumer", tgtkit_fuzz::xen::xen_ring_consumer),
+    ("iscsi_pdu", tgtkit_fuzz::iscsi::iscsi_pdu),
     ("qcow2_open", tgtkit_fuzz::qcow2::qcow2_open),
 ];
 

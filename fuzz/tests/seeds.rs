@@ -50,7 +50,9 @@ fn command_seeds() -> Vec<Vec<u8>> {
     let vpd = vec![0x12, 1, 0x83, 0, 0xff, 0];
     let mode_sense = vec![0x1a, 0, 0x3f, 0, 0xff, 0];
     let mut mode_select = vec![0x15, 0x10, 0, 0, 16, 0];
-    let ctl = [0u8, 0, 0, 0, 0x0a, 0x0a, 0x04, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0];
+    let ctl = [
+        0u8, 0, 0, 0, 0x0a, 0x0a, 0x04, 0x10, 0, 0, 0, 0, 0xff, 0xff, 0, 0,
+    ];
     let rsoc = vec![0xa3, 0x0c, 0x80, 0, 0, 0, 0, 0, 0x10, 0, 0, 0];
     let unmap = vec![0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0];
     let mut unmap_list = vec![0, 22, 0, 16, 0, 0, 0, 0];
@@ -65,9 +67,23 @@ fn command_seeds() -> Vec<Vec<u8>> {
         record(0, &inquiry, &[0; 255]),
         record(0x80, &inquiry, &[0; 64]),
         [record(0, &tur, &[]), record(0, &vpd, &[0; 255])].concat(),
-        [record(0, &tur, &[]), record(0, &write16, &[0x5a; 512]), record(0, &read16(2, 1), &[0; 512])].concat(),
-        [record(0, &tur, &[]), record(0x10, &read16(60, 8), &[0; 1024])].concat(),
-        [record(0, &tur, &[]), record(0, &mode_sense, &[0; 255]), record(0, &mode_select, &ctl)].concat(),
+        [
+            record(0, &tur, &[]),
+            record(0, &write16, &[0x5a; 512]),
+            record(0, &read16(2, 1), &[0; 512]),
+        ]
+        .concat(),
+        [
+            record(0, &tur, &[]),
+            record(0x10, &read16(60, 8), &[0; 1024]),
+        ]
+        .concat(),
+        [
+            record(0, &tur, &[]),
+            record(0, &mode_sense, &[0; 255]),
+            record(0, &mode_select, &ctl),
+        ]
+        .concat(),
         [record(0, &tur, &[]), record(0, &rsoc, &[0; 2048])].concat(),
         [record(0, &tur, &[]), record(0x20, &unmap, &unmap_list)].concat(),
         [record(0, &tur, &[]), record(0, &caw, &[0; 1024])].concat(),
@@ -78,15 +94,24 @@ fn command_seeds() -> Vec<Vec<u8>> {
 fn seeds_match_the_generator() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
     let write = std::env::var_os("TGTKIT_WRITE_SEEDS").is_some();
-    for (dir, seeds) in [("cdb_decode", cdb_seeds()), ("scsi_command", command_seeds())] {
+    for (dir, seeds) in [
+        ("cdb_decode", cdb_seeds()),
+        ("scsi_command", command_seeds()),
+    ] {
         for (i, seed) in seeds.iter().enumerate() {
             let path = root.join(dir).join(format!("seed-{i:03}"));
             if write {
                 std::fs::create_dir_all(path.parent().unwrap()).unwrap();
                 std::fs::write(&path, seed).unwrap();
             } else {
-                let on_disk = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-                assert_eq!(&on_disk, seed, "{} is stale: rerun with TGTKIT_WRITE_SEEDS=1", path.display());
+                let on_disk =
+                    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert_eq!(
+                    &on_disk,
+                    seed,
+                    "{} is stale: rerun with TGTKIT_WRITE_SEEDS=1",
+                    path.display()
+                );
             }
         }
     }

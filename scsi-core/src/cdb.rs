@@ -204,6 +204,8 @@ pub enum Cdb {
     Write(Rw),
     /// WRITE AND VERIFY (10/12/16) (sbc 5.44-5.46).
     WriteAndVerify(Rw),
+    /// ORWRITE (16) (sbc 5.9): OR the data-out buffer into the blocks.
+    OrWrite(Rw),
     /// VERIFY (10/12/16) (sbc 5.33-5.35).
     Verify(Rw),
     /// WRITE SAME (10/16) (sbc 5.48, 5.49).
@@ -340,6 +342,7 @@ pub mod opcode {
     pub const READ_16: u8 = 0x88;
     pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8a;
+    pub const ORWRITE_16: u8 = 0x8b;
     pub const WRITE_AND_VERIFY_16: u8 = 0x8e;
     pub const VERIFY_16: u8 = 0x8f;
     pub const PRE_FETCH_16: u8 = 0x90;
@@ -457,7 +460,15 @@ impl Cdb {
     /// INVALID FIELD IN CDB (with a field pointer) for a CDB that is too
     /// short or has an unsupported field value.
     pub fn decode(cdb: &[u8]) -> Result<Self, Sense> {
-        let desc = table::lookup(cdb)?;
+        Self::decode_row(table::lookup(cdb)?, cdb)
+    }
+
+    /// Decode `cdb` whose table row the caller already looked up.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cdb::decode`], less the opcode lookup.
+    pub fn decode_row(desc: &table::CommandDesc, cdb: &[u8]) -> Result<Self, Sense> {
         let len = usize::from(desc.cdb_len);
         if cdb.len() < len {
             return Err(Sense::invalid_cdb_field(
@@ -536,6 +547,7 @@ impl Cdb {
             Handler::Read => Cdb::Read(rw(size_of_len(len), c, false)),
             Handler::Write => Cdb::Write(rw(size_of_len(len), c, false)),
             Handler::WriteAndVerify => Cdb::WriteAndVerify(rw(size_of_len(len), c, true)),
+            Handler::OrWrite => Cdb::OrWrite(rw(size_of_len(len), c, false)),
             Handler::Verify => Cdb::Verify(rw(size_of_len(len), c, true)),
             Handler::WriteSame => {
                 let long = len == 16;
@@ -776,6 +788,10 @@ impl Cdb {
                 };
                 rw_encode(o, r, &mut b);
                 cdb_len(r.size)
+            }
+            Cdb::OrWrite(ref r) => {
+                rw_encode(op::ORWRITE_16, r, &mut b);
+                16
             }
             Cdb::WriteAndVerify(ref r) => {
                 let o = match r.size {
@@ -1112,6 +1128,7 @@ mod tests {
             rw_strategy(ALL, false).prop_map(Cdb::Read),
             rw_strategy(ALL, false).prop_map(Cdb::Write),
             rw_strategy(VERIFY, true).prop_map(Cdb::WriteAndVerify),
+            rw_strategy(&[CdbSize::Sixteen], false).prop_map(Cdb::OrWrite),
             rw_strategy(VERIFY, true).prop_map(Cdb::Verify),
             (
                 size(TEN_SIXTEEN),

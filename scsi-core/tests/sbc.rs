@@ -354,3 +354,59 @@ fn rejects_naca_and_link_bits() {
     assert_invalid_field(&init.run(&[0, 0, 0, 0, 0, 0x01], 0), 5, Some(0));
     assert_eq!(init.run(&[0; 6], 0).status(), Status::GOOD);
 }
+
+#[test]
+fn rejects_compare_and_write_of_zero_blocks_with_data() {
+    let (_t, _s, init) = disk();
+    let mut c = [0u8; 16];
+    c[0] = 0x89;
+    assert_good(&init.send(&c, &[]));
+    assert_invalid_field(&init.send(&c, &[0; 1024]), 13, None);
+}
+
+#[test]
+fn bounds_write_same_by_its_own_limit() {
+    let (t, _s, init) = disk_with(
+        tgtkit_scsi_core::test_utils::MemBackstore::new(1 << 17, BS),
+        false,
+    );
+    let max = t.config().max_write_same_blocks;
+    let mut ws = [0u8; 16];
+    ws[0] = 0x93;
+    ws[1] = 0x08;
+    ws[10..14].copy_from_slice(&max.to_be_bytes());
+    assert_good(&init.send(&ws, &[0; 512]));
+    ws[10..14].copy_from_slice(&(max + 1).to_be_bytes());
+    assert_invalid_field(&init.send(&ws, &[0; 512]), 10, None);
+    let vpd = init.run(&[0x12, 1, 0xb0, 0, 64, 0], 64);
+    assert_eq!(
+        u64::from_be_bytes(vpd.data[36..44].try_into().unwrap()),
+        u64::from(max)
+    );
+    assert!(u32::from_be_bytes(vpd.data[20..24].try_into().unwrap()) <= 1 << 20);
+}
+
+#[test]
+fn or_writes_into_existing_blocks() {
+    let (_t, store, init) = disk();
+    assert_good(&init.send(&write16(6, 2), &[0x0f; 1024]));
+    let mut c = write16(6, 2);
+    c[0] = 0x8b;
+    assert_good(&init.send(&c, &[0xa0; 1024]));
+    assert_eq!(store.contents(6 * 512, 1024), vec![0xaf; 1024]);
+    c[1] = 0x20; // ORPROTECT
+    assert_invalid_field(&init.send(&c, &[0; 1024]), 1, Some(7));
+    let o = init.send(&write16(BLOCKS, 1).map_or_write(), &[0; 512]);
+    assert_sense(&o, SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE);
+}
+
+trait OrWriteCdb {
+    fn map_or_write(self) -> Self;
+}
+
+impl OrWriteCdb for [u8; 16] {
+    fn map_or_write(mut self) -> Self {
+        self[0] = 0x8b;
+        self
+    }
+}

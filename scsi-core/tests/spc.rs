@@ -280,6 +280,8 @@ fn mode_select_toggles_the_backstore_write_cache() {
     p[4 + 2] &= !0x04;
     assert_good(&a.send(&[0x15, 0x10, 0, 0, p.len() as u8, 0], &p));
     assert!(!store.write_cache());
+    // Turning the cache off flushes what it held.
+    assert_eq!(store.flushes.load(std::sync::atomic::Ordering::Relaxed), 1);
     let ms = a.run(&[0x1a, 0x08, 0x08, 0, 255, 0], 255);
     assert_eq!(ms.data[4 + 2] & 0x04, 0);
     // With the cache off every write is FUA.

@@ -79,6 +79,7 @@ impl Target {
 
         // Unit attentions and the sense format, under one short lock.
         let format;
+        let row;
         {
             let mut state = lu.state();
             if geometry.size != state.last_size {
@@ -86,7 +87,8 @@ impl Target {
                 state.raise_all(Asc::CAPACITY_DATA_HAS_CHANGED, None);
             }
             format = state.sense_format();
-            let handler = table::lookup(cdb).ok().map(|row| row.handler);
+            row = table::lookup(cdb);
+            let handler = row.as_ref().ok().map(|row| row.handler);
             let ua = state.ua_of(cmd.nexus);
             if !ua.is_empty() {
                 match handler {
@@ -103,7 +105,7 @@ impl Target {
             }
         }
 
-        let decoded = match Cdb::decode(cdb) {
+        let decoded = match row.and_then(|row| Cdb::decode_row(row, cdb)) {
             Ok(c) => c,
             Err(sense) => return Response::check_condition(&sense, format),
         };
@@ -282,7 +284,7 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             pf,
             sp,
             param_len,
-        } => spc::mode::select(ctx, long, pf, sp, param_len),
+        } => spc::mode::select(ctx, long, pf, sp, param_len).await,
         Cdb::LogSense { .. } => spc::log_sense(ctx, cdb),
         Cdb::ReportLuns { select, alloc_len } => {
             let bytes = spc::report_luns_data(ctx.target, select, alloc_len)?;
@@ -302,6 +304,7 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
         Cdb::Read(ref rw) => sbc::read(ctx, rw).await,
         Cdb::Write(ref rw) => sbc::write(ctx, rw, false).await,
         Cdb::WriteAndVerify(ref rw) => sbc::write(ctx, rw, true).await,
+        Cdb::OrWrite(ref rw) => sbc::or_write(ctx, rw).await,
         Cdb::Verify(ref rw) => sbc::verify(ctx, rw).await,
         Cdb::WriteSame(ref ws) => sbc::write_same(ctx, ws).await,
         Cdb::Unmap {

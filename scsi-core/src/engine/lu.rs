@@ -1,6 +1,7 @@
 //! Logical units: a backstore plus the state SPC and SBC keep per unit.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::backstore::{Backstore, Capabilities};
@@ -98,7 +99,7 @@ impl ModeParams {
 /// Mutable per-LU state, behind one short-held lock.
 #[derive(Debug)]
 pub(crate) struct LuState {
-    pub ua: HashMap<NexusId, UaQueue>,
+    pub ua: HashMap<NexusId, UaQueue, BuildHasherDefault<NexusHasher>>,
     pub mode: ModeParams,
     /// The size last reported, to notice backstore resizes.
     pub last_size: u64,
@@ -158,7 +159,7 @@ impl LogicalUnit {
             serial,
             naa,
             state: Mutex::new(LuState {
-                ua: HashMap::new(),
+                ua: HashMap::default(),
                 mode: ModeParams::defaults(write_cache),
                 last_size: geometry.size,
             }),
@@ -183,4 +184,26 @@ pub(crate) fn fnv1a(bytes: &[u8], salt: u64) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// Hasher for [`NexusId`] keys: they are small sequential integers the
+/// target hands out, not peer-chosen, so a multiplicative mix is enough and
+/// much cheaper than SipHash on the per-command path.
+#[derive(Default)]
+pub(crate) struct NexusHasher(u64);
+
+impl Hasher for NexusHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }

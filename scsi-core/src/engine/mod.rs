@@ -89,8 +89,12 @@ pub struct TargetConfig {
     /// Largest transfer in logical blocks for one READ/WRITE (VPD B0h
     /// MAXIMUM TRANSFER LENGTH); longer requests get INVALID FIELD IN CDB.
     pub max_transfer_blocks: u32,
-    /// Largest UNMAP LBA COUNT and WRITE SAME length (VPD B0h).
+    /// Largest UNMAP LBA COUNT per descriptor (VPD B0h MAXIMUM UNMAP LBA
+    /// COUNT).
     pub max_unmap_blocks: u32,
+    /// Largest WRITE SAME length in blocks (VPD B0h MAXIMUM WRITE SAME
+    /// LENGTH).
+    pub max_write_same_blocks: u32,
     /// Largest number of UNMAP block descriptors (VPD B0h).
     pub max_unmap_descriptors: u32,
 }
@@ -103,7 +107,10 @@ impl Default for TargetConfig {
             revision: "0001".into(),
             name: "iqn.2026-11.dev.tgtkit:target".into(),
             max_transfer_blocks: 16384,
-            max_unmap_blocks: 1 << 22,
+            // libiscsi treats more than 2^20 as insane, and sends WRITE
+            // SAME of 65536 blocks as one WRITE when the limit allows it.
+            max_unmap_blocks: 1 << 20,
+            max_write_same_blocks: 0xffff,
             max_unmap_descriptors: 256,
         }
     }

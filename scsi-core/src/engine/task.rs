@@ -12,6 +12,7 @@
 //! Each task carries an [`AbortHandle`]; task management aborts tasks by
 //! nexus, tag or logical unit through [`TaskSet::abort_where`].
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use event_listener::Event;
@@ -40,6 +41,8 @@ struct Inner {
 pub(crate) struct TaskSet {
     inner: Mutex<Inner>,
     changed: Event,
+    /// Tasks waiting to be enabled: completions notify only when non-zero.
+    waiting: AtomicUsize,
 }
 
 /// A task already exists with this nexus and tag (an overlapped command).
@@ -134,11 +137,14 @@ impl TaskGuard {
             if self.set.can_start(self.seq, self.attribute) {
                 return;
             }
+            self.set.waiting.fetch_add(1, Ordering::SeqCst);
             let listener = self.set.changed.listen();
             if self.set.can_start(self.seq, self.attribute) {
+                self.set.waiting.fetch_sub(1, Ordering::SeqCst);
                 return;
             }
             listener.await;
+            self.set.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 }
@@ -147,13 +153,15 @@ impl Drop for TaskGuard {
     fn drop(&mut self) {
         let mut inner = self.set.lock();
         if let Some(pos) = inner.tasks.iter().position(|t| t.seq == self.seq) {
-            let removed = inner.tasks.remove(pos);
+            inner.tasks.remove(pos);
             drop(inner);
-            // Only ORDERED and HEAD OF QUEUE completions (or any completion
-            // when an ORDERED task waits) can enable someone; notifying is
-            // cheap when nobody listens.
-            let _ = removed;
-            self.set.changed.notify(usize::MAX);
+            // A waiter registers in `waiting` before it re-checks and
+            // sleeps, and the removal above happened before this load
+            // (SeqCst on both sides): either it sees the removal or we see
+            // it waiting.
+            if self.set.waiting.load(Ordering::SeqCst) > 0 {
+                self.set.changed.notify(usize::MAX);
+            }
         }
     }
 }

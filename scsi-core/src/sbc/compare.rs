@@ -1,4 +1,6 @@
-//! VERIFY (10/12/16) and COMPARE AND WRITE (SBC-4 §5.33-5.35, §5.2).
+//! VERIFY (10/12/16), COMPARE AND WRITE and ORWRITE (16) (SBC-4
+//! §5.33-5.35, §5.2, §5.9): the commands that read the medium before or
+//! instead of writing it.
 
 use crate::buffer::DataBuffer;
 use crate::cdb::Rw;
@@ -122,6 +124,12 @@ pub(crate) async fn compare_and_write(
     check_range(ctx, lba, u64::from(blocks))?;
     check_writable(ctx)?;
     if blocks == 0 {
+        if !ctx.data.is_empty() {
+            // No blocks, yet the initiator sent data: a NUMBER OF LOGICAL
+            // BLOCKS that cannot describe the transfer (libiscsi sends 256
+            // blocks this way and expects INVALID FIELD IN CDB).
+            return Err(Sense::invalid_cdb_field(13, None));
+        }
         return Ok(Xfer::NONE);
     }
     let half = usize::from(blocks) * usize_of(ctx.block_size());
@@ -145,5 +153,57 @@ pub(crate) async fn compare_and_write(
     Ok(Xfer {
         len: wanted,
         wanted,
+    })
+}
+
+/// ORWRITE (16): each block becomes the bitwise OR of its contents and the
+/// data-out buffer, atomically against every other write (the exclusive
+/// write gate), in chunks of at most [`CHUNK_BYTES`].
+pub(crate) async fn or_write(ctx: &Ctx<'_>, rw: &Rw) -> Outcome {
+    check_protect(rw.protect)?;
+    if rw.blocks > ctx.target.config().max_transfer_blocks {
+        return Err(Sense::invalid_cdb_field(super::length_field(rw.size), None));
+    }
+    check_range(ctx, rw.lba, u64::from(rw.blocks))?;
+    check_writable(ctx)?;
+    let bs = usize_of(ctx.block_size());
+    let bytes = usize_of(u64::from(rw.blocks) * ctx.block_size());
+    let avail = bytes.min(ctx.data.len());
+    let whole = avail - avail % bs;
+    if whole == 0 {
+        return Ok(Xfer {
+            len: 0,
+            wanted: bytes,
+        });
+    }
+    let offset = rw.lba * ctx.block_size();
+    let chunk = CHUNK_BYTES - CHUNK_BYTES % bs;
+    let scratch = DataBuffer::zeroed(chunk.min(whole));
+    let mut medium = vec![0u8; scratch.len()];
+    let mut mask = vec![0u8; scratch.len()];
+    let flags = write_flags(ctx, rw.fua);
+    let _exclusive = ctx.lu.write_gate.write().await;
+    let mut done = 0;
+    while done < whole {
+        let n = chunk.min(whole - done);
+        let view = scratch.truncated(n);
+        let at = offset + done as u64;
+        ctx.lu
+            .backstore
+            .read(at, view.clone())
+            .await
+            .map_err(|e| e.sense().with_information(at / ctx.block_size()))?;
+        view.read_at(0, &mut medium[..n]);
+        ctx.data.read_at(done, &mut mask[..n]);
+        for (m, o) in medium[..n].iter_mut().zip(&mask[..n]) {
+            *m |= o;
+        }
+        view.write_at(0, &medium[..n]);
+        write_durable(ctx, at, view, flags).await?;
+        done += n;
+    }
+    Ok(Xfer {
+        len: whole,
+        wanted: bytes,
     })
 }

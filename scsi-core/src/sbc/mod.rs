@@ -8,7 +8,7 @@
 mod compare;
 mod provisioning;
 
-pub(crate) use compare::{compare_and_write, verify};
+pub(crate) use compare::{compare_and_write, or_write, verify};
 pub(crate) use provisioning::{get_lba_status, unmap, write_same};
 
 use crate::backstore::{Capabilities, WriteFlags};
@@ -46,10 +46,23 @@ pub(crate) fn write_protected() -> Sense {
 
 /// Refuse writes to a read-only or software-write-protected unit.
 pub(crate) fn check_writable(ctx: &Ctx<'_>) -> Result<(), Sense> {
-    if ctx.lu.read_only || ctx.lu.state().mode.swp {
+    writable_flags(ctx, false).map(|_| ())
+}
+
+/// [`check_writable`] and [`write_flags`] under one lock: the hot path.
+pub(crate) fn writable_flags(ctx: &Ctx<'_>, fua: bool) -> Result<WriteFlags, Sense> {
+    if ctx.lu.read_only {
         return Err(write_protected());
     }
-    Ok(())
+    let mode = ctx.lu.state().mode;
+    if mode.swp {
+        return Err(write_protected());
+    }
+    Ok(if fua || !mode.wce {
+        WriteFlags::FUA
+    } else {
+        WriteFlags::empty()
+    })
 }
 
 /// Check that `blocks` blocks at `lba` lie inside the medium (SBC-4 §4.5).
@@ -167,7 +180,7 @@ pub(crate) async fn write(ctx: &Ctx<'_>, rw: &Rw, and_verify: bool) -> Outcome {
     if and_verify && rw.bytchk > 1 {
         return Err(Sense::invalid_cdb_field(1, Some(2)));
     }
-    check_writable(ctx)?;
+    let flags = writable_flags(ctx, rw.fua)?;
     if bytes == 0 {
         return Ok(Xfer::NONE);
     }
@@ -175,7 +188,6 @@ pub(crate) async fn write(ctx: &Ctx<'_>, rw: &Rw, and_verify: bool) -> Outcome {
     let avail = bytes.min(ctx.data.len());
     let whole = avail - avail % bs;
     if whole > 0 {
-        let flags = write_flags(ctx, rw.fua);
         let view = ctx.data.slice(0, whole).unwrap_or_default();
         let _shared = ctx.lu.write_gate.read().await;
         write_durable(ctx, rw.lba * ctx.block_size(), view, flags).await?;

@@ -24,7 +24,7 @@ pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
         return Err(Sense::invalid_cdb_field(1, Some(3)));
     }
     let len_field = if ws.size == CdbSize::Sixteen { 10 } else { 7 };
-    if ws.blocks == 0 || ws.blocks > ctx.target.config().max_unmap_blocks {
+    if ws.blocks == 0 || ws.blocks > ctx.target.config().max_write_same_blocks {
         // WSNZ is one, and MAXIMUM WRITE SAME LENGTH bounds the rest.
         return Err(Sense::invalid_cdb_field(len_field, None));
     }

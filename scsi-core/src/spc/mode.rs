@@ -164,7 +164,13 @@ pub(crate) fn sense(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
 }
 
 /// MODE SELECT (6) and (10) (SPC-4 §6.11, §6.12).
-pub(crate) fn select(ctx: &Ctx<'_>, long: bool, pf: bool, sp: bool, param_len: u16) -> Outcome {
+pub(crate) async fn select(
+    ctx: &Ctx<'_>,
+    long: bool,
+    pf: bool,
+    sp: bool,
+    param_len: u16,
+) -> Outcome {
     if sp {
         return Err(Sense::invalid_cdb_field(1, Some(0)));
     }
@@ -274,6 +280,11 @@ pub(crate) fn select(ctx: &Ctx<'_>, long: bool, pf: bool, sp: bool, param_len: u
         if let Err(err) = ctx.lu.backstore.set_write_cache(new.wce) {
             tracing::warn!(%err, "backstore refused the write-cache change");
             return Err(err.sense());
+        }
+        if !new.wce {
+            // Writes acknowledged while the cache was on must be durable
+            // once it is off (SBC-4 §4.15).
+            ctx.lu.backstore.flush().await.map_err(|e| e.sense())?;
         }
     }
     if new != old {

@@ -107,7 +107,7 @@ fn block_limits(ctx: &Ctx<'_>) -> Vec<u8> {
         d[20..24].copy_from_slice(&cfg.max_unmap_descriptors.to_be_bytes());
         d[24..28].copy_from_slice(&granularity.to_be_bytes());
     }
-    d[32..40].copy_from_slice(&u64::from(cfg.max_unmap_blocks).to_be_bytes());
+    d[32..40].copy_from_slice(&u64::from(cfg.max_write_same_blocks).to_be_bytes());
     d
 }
 

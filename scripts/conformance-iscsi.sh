@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# iSCSI conformance: runs the iscsi-target example against real initiators.
+#
+#   1. iscsi-ls (SendTargets discovery), iscsi-inq, iscsi-readcapacity16;
+#   2. qemu-img convert to and from iscsi://127.0.0.1:PORT/<iqn>/1 (a ram LUN);
+#   3. libiscsi's iscsi-test-cu --dataloss over its whole test list against
+#      LUN 0 (a sparse file), printing the Run Summary and the SKIPPED count.
+#
+# Exits non-zero on any failed check, and on any iscsi-test-cu failure not
+# listed in transports/iscsi/tests/expected-failures/iscsi-test-cu.txt
+# ("Suite.Test  reason" per line). Expected failures that now pass are
+# reported so the file can shrink.
+#
+# Environment: ISCSI_PORT (default 3262), CARGO_TARGET_DIR, ISCSI_TEST_FILTER
+# (an iscsi-test-cu -t pattern, default: everything).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/deps-iscsi.sh
+
+port=${ISCSI_PORT:-3262}
+iqn=iqn.2026-11.dev.tgtkit:conformance
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+expected=transports/iscsi/tests/expected-failures/iscsi-test-cu.txt
+
+echo "== building iscsi-target (release)"
+cargo build --release --quiet -p tgtkit-examples --bin iscsi-target
+bin=$target_dir/release/iscsi-target
+
+work=$(mktemp -d)
+pid=""
+cleanup() {
+    if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+truncate -s 1G "$work/lun0.img"
+
+"$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img" --lun ram:64M \
+    >"$work/target.out" 2>"$work/target.err" &
+pid=$!
+for _ in $(seq 1 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+done
+url="iscsi://127.0.0.1:$port/$iqn"
+fail=0
+check() { # name, command...
+    local name=$1; shift
+    if "$@" >"$work/check.out" 2>&1; then
+        echo "ok   $name"
+    else
+        echo "FAIL $name"; sed 's/^/     /' "$work/check.out" | head -20; fail=1
+    fi
+}
+
+echo "== initiator tools"
+check "iscsi-ls lists the target" bash -c "iscsi-ls iscsi://127.0.0.1:$port | grep -q 'Target:$iqn Portal:127.0.0.1:$port,1'"
+check "iscsi-inq reads standard INQUIRY" bash -c "iscsi-inq $url/0 | grep -q 'Product:VIRTUAL-DISK'"
+check "iscsi-inq reads VPD page 0x83" bash -c "iscsi-inq -e 1 -c 131 $url/0 | grep -q DEVICE_IDENTIFICATION"
+check "iscsi-readcapacity16 reports 1 GiB" bash -c "iscsi-readcapacity16 $url/0 | grep -q 'Total size:1073741824'"
+
+echo "== qemu-img"
+head -c 64M /dev/urandom >"$work/src.raw"
+check "qemu-img convert to iscsi://" qemu-img convert -n -f raw -O raw "$work/src.raw" "$url/1"
+check "qemu-img convert from iscsi://" qemu-img convert -f raw -O raw "$url/1" "$work/back.raw"
+check "data round-trips through the target" cmp "$work/src.raw" "$work/back.raw"
+check "qemu-img info sees 64 MiB" bash -c "qemu-img info $url/1 | grep -q '64 MiB'"
+
+echo "== iscsi-test-cu --dataloss"
+args=(--dataloss)
+if [ -n "${ISCSI_TEST_FILTER:-}" ]; then args+=(-t "$ISCSI_TEST_FILTER"); fi
+start=$(date +%s)
+iscsi-test-cu "${args[@]}" "$url/0" >"$work/cu.log" 2>&1 || true
+echo "iscsi-test-cu took $(( $(date +%s) - start )) s"
+sed -n '/^Run Summary:/,/^Elapsed/p' "$work/cu.log"
+echo "SKIPPED lines: $(grep -c 'SKIPPED' "$work/cu.log" || true)"
+mkdir -p "$target_dir/conformance" && cp "$work/cu.log" "$target_dir/conformance/iscsi-test-cu.log"
+echo "full log: $target_dir/conformance/iscsi-test-cu.log"
+
+# Failed tests as Suite.Test, one per line.
+awk '/^Suite: /{s=$2} /Test: /{t=$0; sub(/.*Test: /,"",t); sub(/ \.\.\..*/,"",t)}
+     /\.\.\.FAILED|^FAILED$/{print s"."t}' "$work/cu.log" | sort -u >"$work/failed.txt"
+{ grep -v '^\s*\(#\|$\)' "$expected" || true; } | awk '{print $1}' | sort -u >"$work/expected.txt"
+unexpected=$(comm -23 "$work/failed.txt" "$work/expected.txt")
+fixed=$(comm -13 "$work/failed.txt" "$work/expected.txt")
+echo "failed tests: $(wc -l <"$work/failed.txt") (expected: $(wc -l <"$work/expected.txt"))"
+if [ -n "$fixed" ] && [ -z "${ISCSI_TEST_FILTER:-}" ]; then
+    echo "expected failures that now pass (remove them from $expected):"
+    echo "$fixed" | sed 's/^/  /'
+fi
+if [ -n "$unexpected" ]; then
+    echo "UNEXPECTED iscsi-test-cu failures:"
+    echo "$unexpected" | sed 's/^/  /'
+    for t in $unexpected; do
+        grep -n -A6 "Test: ${t#*.} \.\.\." "$work/cu.log" | head -8 | sed 's/^/    /'  || true
+    done
+    fail=1
+fi
+if ! kill -0 "$pid" 2>/dev/null; then
+    echo "FAIL iscsi-target died"; tail -20 "$work/target.err"; fail=1
+fi
+exit $fail
