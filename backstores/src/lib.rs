@@ -5,14 +5,18 @@
 //! * [`ram::RamBackstore`]: sparse and concurrent, in memory;
 //! * [`file::FileBackstore`]: a regular file or a block device, with
 //!   positioned vectored I/O on a [`pool::BlockingPool`] the backstore owns,
-//!   or on an io_uring ring behind the cargo feature `io-uring`.
+//!   or on an io_uring ring behind the cargo feature `io-uring`;
+//! * `qcow2::Qcow2Backstore` (cargo feature `qcow2`): qcow2 images with
+//!   backing chains, on imago.
 //!
-//! Both move data straight between the medium and the transport's
+//! The ram and file backstores move data straight between the medium and the transport's
 //! [`DataBuffer`](tgtkit_scsi_core::buffer::DataBuffer): no per-command copy.
 
 pub mod error;
 pub mod file;
 pub mod pool;
+#[cfg(feature = "qcow2")]
+pub mod qcow2;
 pub mod ram;
 mod sys;
 #[cfg(feature = "io-uring")]

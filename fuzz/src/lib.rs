@@ -8,6 +8,7 @@
 
 pub mod iscsi;
 pub mod pr;
+pub mod qcow2;
 pub mod scsi;
 pub mod tcmu;
 pub mod xen;

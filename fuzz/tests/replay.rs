@@ -22,6 +22,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("tcmu_ring", tgtkit_fuzz::tcmu::tcmu_ring),
     ("transport_id", tgtkit_fuzz::pr::transport_id),
     ("pr_out", tgtkit_fuzz::pr::pr_out),
+    ("qcow2_open", tgtkit_fuzz::qcow2::qcow2_open),
 ];
 
 #[test]
