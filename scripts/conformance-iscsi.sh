@@ -36,8 +36,12 @@ cleanup() {
 }
 trap cleanup EXIT
 truncate -s 1G "$work/lun0.img"
+# LUN 2: a qcow2 image over a backing file, both made by qemu-img.
+head -c 8M /dev/urandom >"$work/base.raw"
+qemu-img create -q -f qcow2 -o cluster_size=65536 -b "$work/base.raw" -F raw "$work/top.qcow2" 16M
+qemu-io -q -c 'write -P 0x5a 4M 1M' "$work/top.qcow2" >/dev/null
 
-"$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img,pbs=4096" --lun ram:64M \
+"$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img,pbs=4096" --lun ram:64M --lun "qcow2:$work/top.qcow2" \
     >"$work/target.out" 2>"$work/target.err" &
 pid=$!
 for _ in $(seq 1 100); do
@@ -67,6 +71,8 @@ check "qemu-img convert to iscsi://" qemu-img convert -n -f raw -O raw "$work/sr
 check "qemu-img convert from iscsi://" qemu-img convert -f raw -O raw "$url/1" "$work/back.raw"
 check "data round-trips through the target" cmp "$work/src.raw" "$work/back.raw"
 check "qemu-img info sees 64 MiB" bash -c "qemu-img info $url/1 | grep -q '64 MiB'"
+check "a qcow2 LUN over a raw backing file reads as qemu-img reads it" bash -c \
+    "qemu-img convert -f raw -O raw $url/2 $work/q-iscsi.raw && qemu-img convert -O raw $work/top.qcow2 $work/q-ref.raw && cmp $work/q-iscsi.raw $work/q-ref.raw"
 
 echo "== iscsi-test-cu --dataloss"
 args=(--dataloss)

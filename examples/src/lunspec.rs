@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
+use tgtkit_backstores::qcow2::{Qcow2Backstore, Qcow2Options};
 use tgtkit_backstores::{FileOptions, IoEngine, RamOptions};
 use tgtkit_scsi_core::backstore::Backstore;
 
@@ -21,7 +22,7 @@ pub enum LunKind {
     Ram(u64),
     /// A raw file or block device.
     File(PathBuf),
-    /// A qcow2 image (not available yet: refused when opened).
+    /// A qcow2 image (with its backing chain).
     Qcow2(PathBuf),
 }
 
@@ -144,8 +145,7 @@ impl LunSpec {
     ///
     /// # Errors
     ///
-    /// A message when the medium cannot be opened, or for `qcow2:` until
-    /// the qcow2 backstore exists.
+    /// A message when the medium cannot be opened.
     pub fn open(&self, io_uring: bool) -> Result<Arc<dyn Backstore>, String> {
         let pbs = self.physical_block_size.unwrap_or(512);
         match &self.kind {
@@ -166,10 +166,17 @@ impl LunSpec {
                 .open(path)
                 .map(|b| Arc::new(b) as Arc<dyn Backstore>)
                 .map_err(|e| format!("{}: {e}", path.display())),
-            LunKind::Qcow2(path) => Err(format!(
-                "{}: the qcow2 backstore is not available in this build",
-                path.display()
-            )),
+            LunKind::Qcow2(path) => {
+                let options = Qcow2Options {
+                    read_only: self.read_only,
+                    ..Qcow2Options::default()
+                };
+                // Opening reads the headers on the image's own pool; block
+                // here, before the target starts serving.
+                futures::executor::block_on(Qcow2Backstore::open(path, options))
+                    .map(|b| Arc::new(b) as Arc<dyn Backstore>)
+                    .map_err(|e| format!("{}: {e}", path.display()))
+            }
         }
     }
 }

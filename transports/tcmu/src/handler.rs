@@ -149,15 +149,36 @@ impl Handlers {
 }
 
 /// The standard handlers: `file/<path>` (a regular file, created and grown
-/// to `dev_size` when smaller, or a block device) and `ram/<size>` (a
-/// sparse ram disk of `<size>`, or of `dev_size` when empty).
+/// to `dev_size` when smaller, or a block device), `ram/<size>` (a sparse
+/// ram disk of `<size>`, or of `dev_size` when empty) and, with the `qcow2`
+/// feature, `qcow/<path>` (a qcow2 image, as tcmu-runner names it).
 #[cfg(feature = "backstores")]
 #[must_use]
 pub fn standard() -> Handlers {
     let mut h = Handlers::new();
     h.register("file", Box::new(open_file));
     h.register("ram", Box::new(open_ram));
+    #[cfg(feature = "qcow2")]
+    h.register("qcow", Box::new(open_qcow2));
     h
+}
+
+#[cfg(feature = "qcow2")]
+fn open_qcow2(spec: &DeviceSpec) -> Result<Opened, HandlerError> {
+    use tgtkit_backstores::qcow2::{Qcow2Backstore, Qcow2Options};
+    let path = std::path::Path::new(&spec.argument);
+    if !path.is_absolute() {
+        return Err(HandlerError::BadArgument(spec.argument.clone()));
+    }
+    let options = Qcow2Options {
+        logical_block_size: spec.block_size,
+        ..Qcow2Options::default()
+    };
+    // The image's I/O runs on the backstore's own pool; waiting here only
+    // parks this device-setup thread.
+    let image = futures::executor::block_on(Qcow2Backstore::open(path, options))
+        .map_err(|e| HandlerError::Open(Box::new(e)))?;
+    Ok(Opened::fixed(Arc::new(image)))
 }
 
 #[cfg(feature = "backstores")]
