@@ -39,7 +39,7 @@ truncate -s 1G "$work/lun0.img"
 # LUN 2: a qcow2 image over a backing file, both made by qemu-img.
 head -c 8M /dev/urandom >"$work/base.raw"
 qemu-img create -q -f qcow2 -o cluster_size=65536 -b "$work/base.raw" -F raw "$work/top.qcow2" 16M
-qemu-io -q -c 'write -P 0x5a 4M 1M' "$work/top.qcow2" >/dev/null
+qemu-io -f qcow2 -c 'write -P 0x5a 4M 1M' "$work/top.qcow2" >/dev/null
 
 "$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img,pbs=4096" --lun ram:64M --lun "qcow2:$work/top.qcow2" \
     >"$work/target.out" 2>"$work/target.err" &
