@@ -430,3 +430,24 @@ fn unmaps_with_write_same_and_no_data_out() {
         Asc::PARAMETER_LIST_LENGTH_ERROR,
     );
 }
+
+#[test]
+fn rejects_data_out_sizes_that_do_not_match_the_cdb() {
+    let (_t, _s, init) = disk();
+    let mut ws = rw10(0x41, 0, 1);
+    ws[1] = 0x08;
+    for len in [256usize, 1024] {
+        let o = init.send(&ws, &vec![0xa6; len]);
+        assert_sense(
+            &o,
+            SenseKey::ILLEGAL_REQUEST,
+            Asc::PARAMETER_LIST_LENGTH_ERROR,
+        );
+    }
+    let mut caw = [0u8; 16];
+    caw[0] = 0x89;
+    caw[13] = 1;
+    assert_invalid_field(&init.send(&caw, &[0xa6; 2048]), 13, None);
+    caw[13] = 3;
+    assert_invalid_field(&init.send(&caw, &[0xa6; 2048]), 13, None);
+}

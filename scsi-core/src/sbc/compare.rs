@@ -134,8 +134,9 @@ pub(crate) async fn compare_and_write(
     }
     let half = usize::from(blocks) * usize_of(ctx.block_size());
     let wanted = 2 * half;
-    if ctx.data.len() < wanted {
-        // The initiator did not send both halves.
+    if ctx.data.len() != wanted {
+        // The data-out buffer must hold exactly the verify and the write
+        // halves (SBC-4 §5.2): NUMBER OF LOGICAL BLOCKS does not match.
         return Err(Sense::invalid_cdb_field(13, None));
     }
     let offset = lba * ctx.block_size();

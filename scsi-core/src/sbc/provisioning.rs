@@ -41,7 +41,9 @@ pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
     let consumed = if ws.ndob || (ws.unmap && ctx.data.is_empty()) {
         0
     } else {
-        if ctx.data.len() < bs {
+        if ctx.data.len() != bs {
+            // The data-out buffer is exactly one logical block (SBC-4
+            // §5.48); libiscsi checks both a shorter and a longer one.
             return Err(Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR));
         }
         ctx.data.read_at(0, &mut block);
