@@ -151,9 +151,9 @@ check netlink-removed-device-released grep -q "device released dev=0/dev1" /tmp/
 D2=$C/core/user_0/dev2
 mkdir -p $D2
 echo -n "dev_size=$((8 * 1024 * 1024))" > $D2/control
-echo -n "dev_config=qcow//tmp/none.qcow2" > $D2/control
+echo -n "dev_config=rbd/pool/image" > $D2/control
 if echo 1 > $D2/enable 2>/dev/null; then fail unknown-subtype-refused "enable succeeded"; else pass unknown-subtype-refused; fi
-check unknown-subtype-logged grep -q 'no handler for subtype "qcow"' /tmp/handler.log
+check unknown-subtype-logged grep -q 'no handler for subtype "rbd"' /tmp/handler.log
 rmdir $D2 2>/dev/null
 
 fi # SKIP_FUNCTIONAL
