@@ -472,7 +472,7 @@ mod tests {
         let store = h.pr_store(&s).unwrap();
         assert_eq!(store.load().unwrap(), None);
         let state = tgtkit_scsi_core::pr::PrState {
-            generation: 7,
+            aptpl: true,
             ..Default::default()
         };
         store.save(&state).unwrap();
