@@ -126,7 +126,8 @@ async fn run(mut args: Args) -> Result<(), String> {
         ..TargetConfig::default()
     });
     if let Some(dir) = &args.pr_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
     let mut backstores: Vec<Arc<dyn Backstore>> = Vec::new();
     for (i, spec) in args.luns.iter().enumerate() {

@@ -480,7 +480,10 @@ mod tests {
         // A second handle on the same device sees the saved state; another
         // device does not.
         assert_eq!(h.pr_store(&s).unwrap().load().unwrap(), Some(state));
-        assert_eq!(h.pr_store(&spec("zero", "1", 0)).unwrap().load().unwrap(), None);
+        assert_eq!(
+            h.pr_store(&spec("zero", "1", 0)).unwrap().load().unwrap(),
+            None
+        );
     }
 
     fn spec(subtype: &str, argument: &str, size: u64) -> DeviceSpec {
