@@ -57,7 +57,7 @@ for app in $("$root/bin/busybox" --list); do
 done
 
 # Modules in dependency order.
-want="configfs uio crc32c_generic libcrc32c target_core_mod target_core_user target_core_file tcm_loop scsi_mod sd_mod sg ext4"
+want="configfs uio crc32c_generic libcrc32c target_core_mod target_core_user target_core_file tcm_loop scsi_mod sd_mod sg ext4 brd"
 dep="$kroot/lib/modules/$kver/modules.dep"
 order=()
 add() {
