@@ -58,6 +58,10 @@ fn main() {
         cdb[0] = 0x88;
         cmd.cdb = RawCdb::new(&cdb).expect("cdb");
     }
+    if std::env::var_os("SIZES").is_some() {
+        let size = std::mem::size_of_val(&target.execute(cmd.clone()));
+        eprintln!("execute future: {size} bytes");
+    }
     for _ in 0..n {
         std::hint::black_box(futures::executor::block_on(target.execute(cmd.clone())));
     }

@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use futures::future::{AbortHandle, Abortable};
-
 use crate::backstore::Geometry;
 use crate::buffer::DataBuffer;
 use crate::cdb::Cdb;
@@ -117,8 +115,7 @@ impl Target {
             Err(sense) => return Response::check_condition(&sense, format),
         };
 
-        let (abort, registration) = AbortHandle::new_pair();
-        let Ok(guard) = lu.tasks.insert(cmd.nexus, cmd.tag, cmd.attribute, abort) else {
+        let Ok(guard) = lu.tasks.insert(cmd.nexus, cmd.tag, cmd.attribute) else {
             let sense = Sense::new(
                 crate::sense::SenseKey::ABORTED_COMMAND,
                 Asc::OVERLAPPED_COMMANDS_ATTEMPTED,
@@ -134,15 +131,23 @@ impl Target {
                 data: &cmd.data,
                 geometry,
             };
+            // READ and WRITE run inline; every other command's future is
+            // boxed, so that the largest handler future does not set the
+            // size of every command's future (which transports and
+            // executors move, byte by byte, at least once per command).
             match decoded {
+                Cdb::Read(ref rw) => sbc::read(&ctx, rw).await.map_err(Refusal::Check),
+                Cdb::Write(ref rw) => sbc::write(&ctx, rw, false).await.map_err(Refusal::Check),
                 Cdb::PersistentReserveIn { .. }
                 | Cdb::PersistentReserveOut { .. }
                 | Cdb::Reserve { .. }
-                | Cdb::Release { .. } => dispatch_reservations(&ctx, &decoded).await,
-                _ => dispatch(&ctx, &decoded).await.map_err(Refusal::Check),
+                | Cdb::Release { .. } => Box::pin(dispatch_reservations(&ctx, &decoded)).await,
+                _ => Box::pin(dispatch(&ctx, &decoded))
+                    .await
+                    .map_err(Refusal::Check),
             }
         };
-        let outcome = Abortable::new(run, registration).await;
+        let outcome = guard.run(std::pin::pin!(run)).await;
         match (guard.finish(), outcome) {
             (Ending::AbortedSilently, _) | (Ending::Completed, Err(_)) => Response::aborted(),
             (Ending::AbortedWithStatus, _) => Response::status(Status::TASK_ABORTED),

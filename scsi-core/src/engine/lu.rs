@@ -1,10 +1,12 @@
 //! Logical units: a backstore plus the state SPC and SBC keep per unit.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::backstore::{Backstore, Capabilities};
+use crate::backstore::{Backstore, Capabilities, Extent, Geometry, IoResult, WriteFlags};
+use crate::buffer::DataBuffer;
 use crate::engine::task::TaskSet;
 use crate::engine::ua::UaQueue;
 use crate::engine::NexusId;
@@ -150,14 +152,86 @@ impl LuState {
     }
 }
 
+/// The backstore of a logical unit, as the device models call it.
+///
+/// The same methods as [`Backstore`], except that `read` and `write` first
+/// try the backstore's synchronous fast path ([`Backstore::read_nowait`],
+/// [`Backstore::write_nowait`]) and await its boxed future only when that
+/// declines. Device models keep calling `ctx.lu.backstore.read(..).await`.
+pub(crate) struct LuBackstore(Arc<dyn Backstore>);
+
+impl LuBackstore {
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.0.geometry()
+    }
+
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    /// [`Backstore::read`], inline when the backstore can.
+    pub(crate) async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
+        match self.0.read_nowait(offset, &buf) {
+            Some(done) => done,
+            None => self.0.read(offset, buf).await,
+        }
+    }
+
+    /// [`Backstore::write`], inline when the backstore can.
+    pub(crate) async fn write(
+        &self,
+        offset: u64,
+        buf: DataBuffer,
+        flags: WriteFlags,
+    ) -> IoResult<()> {
+        match self.0.write_nowait(offset, &buf, flags) {
+            Some(done) => done,
+            None => self.0.write(offset, buf, flags).await,
+        }
+    }
+
+    pub(crate) fn flush(&self) -> impl Future<Output = IoResult<()>> + Send + '_ {
+        self.0.flush()
+    }
+
+    pub(crate) fn discard(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = IoResult<()>> + Send + '_ {
+        self.0.discard(offset, len)
+    }
+
+    pub(crate) fn write_zeroes(
+        &self,
+        offset: u64,
+        len: u64,
+        may_unmap: bool,
+    ) -> impl Future<Output = IoResult<()>> + Send + '_ {
+        self.0.write_zeroes(offset, len, may_unmap)
+    }
+
+    pub(crate) fn allocation(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = IoResult<Extent>> + Send + '_ {
+        self.0.allocation(offset, len)
+    }
+
+    pub(crate) fn set_write_cache(&self, enabled: bool) -> IoResult<()> {
+        self.0.set_write_cache(enabled)
+    }
+}
+
 /// A logical unit of a [`Target`](super::Target).
 pub(crate) struct LogicalUnit {
-    pub backstore: Arc<dyn Backstore>,
+    pub backstore: LuBackstore,
     pub read_only: bool,
     pub serial: String,
     pub naa: u64,
     pub state: Mutex<LuState>,
-    pub tasks: Arc<TaskSet>,
+    pub tasks: TaskSet,
     /// Writes hold it shared; COMPARE AND WRITE holds it exclusive, which
     /// makes the compare and the write atomic against every other write.
     pub write_gate: async_lock::RwLock<()>,
@@ -188,7 +262,7 @@ impl LogicalUnit {
             config.backstore.write_cache() && caps.contains(Capabilities::WRITE_CACHE);
         Ok(Self {
             read_only: config.read_only || geometry.read_only,
-            backstore: config.backstore,
+            backstore: LuBackstore(config.backstore),
             serial,
             naa,
             state: Mutex::new(LuState {
@@ -199,7 +273,7 @@ impl LogicalUnit {
                 spc2: None,
                 lost: HashSet::new(),
             }),
-            tasks: Arc::new(TaskSet::default()),
+            tasks: TaskSet::default(),
             write_gate: async_lock::RwLock::new(()),
             pr_store: config.pr_store,
             pr_gate: async_lock::Mutex::new(()),

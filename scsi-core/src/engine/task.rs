@@ -9,16 +9,78 @@
 //! * SIMPLE (and ACA, which is treated as SIMPLE): when every older ORDERED
 //!   and HEAD OF QUEUE task has completed.
 //!
-//! Each task carries an [`AbortHandle`]; task management aborts tasks by
-//! nexus, tag or logical unit through [`TaskSet::abort_where`].
+//! Task management aborts tasks by nexus, tag or logical unit through
+//! [`TaskSet::abort_where`]; the command's future sees it through
+//! [`TaskGuard::run`].
+//!
+//! The per-command cost is two short lock round trips (register, complete)
+//! and no allocation: whether the task may start at once is decided while
+//! registering it, and the abort flag and waker of a task live in an
+//! [`AbortSlot`] taken from (and given back to) a pool the set keeps.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 
 use event_listener::Event;
-use futures::future::AbortHandle;
+use futures::task::AtomicWaker;
 
 use crate::engine::{NexusId, TaskAttribute};
+
+/// Most abort slots a task set keeps for reuse (beyond this, completed
+/// tasks free theirs).
+const MAX_POOLED_SLOTS: usize = 256;
+
+/// The abort state of one task: set by task management, watched by the
+/// task's future.
+#[derive(Debug, Default)]
+pub(crate) struct AbortSlot {
+    aborted: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl AbortSlot {
+    fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+
+    /// Make a pooled slot fresh for its next task.
+    fn reset(&self) {
+        self.aborted.store(false, Ordering::Relaxed);
+        drop(self.waker.take());
+    }
+}
+
+/// A pointer to the [`AbortSlot`] its task's guard owns.
+///
+/// It is valid while the entry holding it is in the set: the guard owns the
+/// slot's `Arc` and removes the entry (under the set's lock) before it lets
+/// the `Arc` go, and the pointer is only followed under that lock. A guard
+/// that is leaked leaks its `Arc` too, so the pointer stays valid.
+#[derive(Debug)]
+struct SlotRef(*const AbortSlot);
+
+// SAFETY: `AbortSlot` is `Send + Sync` (atomics only); `SlotRef` is only
+// dereferenced under the task set's lock while the slot is alive (see its
+// documentation), from whichever thread holds that lock.
+unsafe impl Send for SlotRef {}
+// SAFETY: as for `Send`: shared access only reads through `&AbortSlot`.
+unsafe impl Sync for SlotRef {}
+
+impl SlotRef {
+    fn get(&self) -> &AbortSlot {
+        // SAFETY: see the type's documentation: the entry holding this
+        // pointer is in the set, so the guard still owns the slot.
+        unsafe { &*self.0 }
+    }
+}
 
 #[derive(Debug)]
 struct Entry {
@@ -26,9 +88,23 @@ struct Entry {
     nexus: NexusId,
     tag: u64,
     attribute: TaskAttribute,
-    abort: AbortHandle,
+    abort: SlotRef,
     /// Aborted by another nexus with TAS set: report TASK ABORTED status.
     report: bool,
+}
+
+impl Entry {
+    fn is_barrier(&self) -> bool {
+        is_barrier(self.attribute)
+    }
+}
+
+/// Whether newer SIMPLE tasks wait for a task with this attribute.
+fn is_barrier(attribute: TaskAttribute) -> bool {
+    matches!(
+        attribute,
+        TaskAttribute::Ordered | TaskAttribute::HeadOfQueue
+    )
 }
 
 /// How a task ended, as far as task management is concerned.
@@ -48,6 +124,47 @@ struct Inner {
     next_seq: u64,
     /// In arrival order (ascending `seq`).
     tasks: Vec<Entry>,
+    /// ORDERED and HEAD OF QUEUE tasks in `tasks`.
+    barriers: usize,
+    /// Abort slots of completed tasks, for reuse.
+    free: Vec<Arc<AbortSlot>>,
+}
+
+impl Inner {
+    fn can_start(&self, seq: u64, attribute: TaskAttribute) -> bool {
+        let mut older = self.tasks.iter().take_while(|t| t.seq < seq);
+        match attribute {
+            TaskAttribute::HeadOfQueue => true,
+            TaskAttribute::Ordered => older.next().is_none(),
+            TaskAttribute::Simple | TaskAttribute::Aca => !older.any(Entry::is_barrier),
+        }
+    }
+
+    /// Remove the task `seq` (if still there) and take its slot back;
+    /// returns how it ended.
+    fn complete(&mut self, seq: u64, slot: Arc<AbortSlot>) -> Ending {
+        let ending = match self.tasks.binary_search_by_key(&seq, |t| t.seq) {
+            Ok(pos) => {
+                let t = self.tasks.remove(pos);
+                if t.is_barrier() {
+                    self.barriers -= 1;
+                }
+                if !t.abort.get().is_aborted() {
+                    Ending::Completed
+                } else if t.report {
+                    Ending::AbortedWithStatus
+                } else {
+                    Ending::AbortedSilently
+                }
+            }
+            Err(_) => Ending::Completed,
+        };
+        if self.free.len() < MAX_POOLED_SLOTS {
+            slot.reset();
+            self.free.push(slot);
+        }
+        ending
+    }
 }
 
 /// The tasks of one logical unit.
@@ -63,6 +180,10 @@ pub(crate) struct TaskSet {
 #[derive(Debug)]
 pub(crate) struct DuplicateTag;
 
+/// The task was aborted by task management while it ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Aborted;
+
 impl TaskSet {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner
@@ -70,54 +191,54 @@ impl TaskSet {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Register a task; the guard removes it when dropped.
+    /// Register a task; the guard removes it when finished or dropped.
     pub(crate) fn insert(
-        self: &Arc<Self>,
+        &self,
         nexus: NexusId,
         tag: u64,
         attribute: TaskAttribute,
-        abort: AbortHandle,
-    ) -> Result<TaskGuard, DuplicateTag> {
+    ) -> Result<TaskGuard<'_>, DuplicateTag> {
         let mut inner = self.lock();
         if inner.tasks.iter().any(|t| t.nexus == nexus && t.tag == tag) {
             return Err(DuplicateTag);
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
+        // Every task in the set is older than this one.
+        let enabled = match attribute {
+            TaskAttribute::HeadOfQueue => true,
+            TaskAttribute::Ordered => inner.tasks.is_empty(),
+            TaskAttribute::Simple | TaskAttribute::Aca => inner.barriers == 0,
+        };
+        let slot = inner.free.pop().unwrap_or_default();
+        if is_barrier(attribute) {
+            inner.barriers += 1;
+        }
         inner.tasks.push(Entry {
             seq,
             nexus,
             tag,
             attribute,
-            abort,
+            abort: SlotRef(Arc::as_ptr(&slot)),
             report: false,
         });
         Ok(TaskGuard {
-            set: Arc::clone(self),
+            set: self,
             seq,
             attribute,
+            enabled,
+            slot: Some(slot),
         })
     }
 
     fn can_start(&self, seq: u64, attribute: TaskAttribute) -> bool {
-        let inner = self.lock();
-        let older = inner.tasks.iter().take_while(|t| t.seq < seq);
-        match attribute {
-            TaskAttribute::HeadOfQueue => true,
-            TaskAttribute::Ordered => older.count() == 0,
-            TaskAttribute::Simple | TaskAttribute::Aca => !older.into_iter().any(|t| {
-                matches!(
-                    t.attribute,
-                    TaskAttribute::Ordered | TaskAttribute::HeadOfQueue
-                )
-            }),
-        }
+        self.lock().can_start(seq, attribute)
     }
 
     /// Abort every task matching `pred`; returns how many.
     pub(crate) fn abort_where(&self, pred: impl FnMut(NexusId, u64) -> bool) -> usize {
         let mut inner = self.lock();
-        Self::abort_locked(&mut inner, pred, |_| false).len()
+        Self::abort_locked(&mut inner, pred, |_| false)
     }
 
     /// Abort every task matching `pred`; the tasks of nexuses for which
@@ -125,29 +246,40 @@ impl TaskSet {
     /// that had tasks aborted, each once.
     pub(crate) fn abort_matching(
         &self,
-        pred: impl FnMut(NexusId, u64) -> bool,
+        mut pred: impl FnMut(NexusId, u64) -> bool,
         report: impl Fn(NexusId) -> bool,
     ) -> Vec<NexusId> {
         let mut inner = self.lock();
-        Self::abort_locked(&mut inner, pred, report)
+        let mut hit = Vec::new();
+        Self::abort_locked(
+            &mut inner,
+            |n, t| {
+                let yes = pred(n, t);
+                if yes && !hit.contains(&n) {
+                    hit.push(n);
+                }
+                yes
+            },
+            report,
+        );
+        hit
     }
 
     fn abort_locked(
         inner: &mut Inner,
         mut pred: impl FnMut(NexusId, u64) -> bool,
         report: impl Fn(NexusId) -> bool,
-    ) -> Vec<NexusId> {
-        let mut hit = Vec::new();
+    ) -> usize {
+        let mut count = 0;
         for t in inner.tasks.iter_mut().filter(|t| pred(t.nexus, t.tag)) {
-            if !t.abort.is_aborted() {
+            let slot = t.abort.get();
+            if !slot.is_aborted() {
                 t.report = report(t.nexus);
             }
-            t.abort.abort();
-            if !hit.contains(&t.nexus) {
-                hit.push(t.nexus);
-            }
+            slot.abort();
+            count += 1;
         }
-        hit
+        count
     }
 
     /// Whether a task matching `pred` is in the set.
@@ -160,46 +292,50 @@ impl TaskSet {
     pub(crate) fn len(&self) -> usize {
         self.lock().tasks.len()
     }
+
+    /// Wake the tasks waiting to be enabled, if any.
+    fn notify(&self) {
+        // A waiter registers in `waiting` before it re-checks and sleeps,
+        // and the removal that called this happened before this load
+        // (SeqCst on both sides): either it sees the removal or we see it
+        // waiting.
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            self.changed.notify(usize::MAX);
+        }
+    }
 }
 
-/// A registered task; dropping it completes the task.
+/// A registered task; finishing or dropping it completes the task.
 #[derive(Debug)]
-pub(crate) struct TaskGuard {
-    set: Arc<TaskSet>,
+pub(crate) struct TaskGuard<'a> {
+    set: &'a TaskSet,
     seq: u64,
     attribute: TaskAttribute,
+    /// Known to be enabled (decided at registration).
+    enabled: bool,
+    /// This task's abort slot; `None` once completed.
+    slot: Option<Arc<AbortSlot>>,
 }
 
-impl TaskGuard {
+impl TaskGuard<'_> {
     /// Complete the task: remove it from the set and say whether task
     /// management aborted it first. Done under the task set's lock, so a
     /// task management function either sees the task (and this reports it
     /// aborted) or does not (and the task's response goes out).
-    pub(crate) fn finish(self) -> Ending {
-        let mut inner = self.set.lock();
-        let ending = match inner.tasks.iter().position(|t| t.seq == self.seq) {
-            Some(pos) => {
-                let t = inner.tasks.remove(pos);
-                if !t.abort.is_aborted() {
-                    Ending::Completed
-                } else if t.report {
-                    Ending::AbortedWithStatus
-                } else {
-                    Ending::AbortedSilently
-                }
-            }
-            None => Ending::Completed,
+    pub(crate) fn finish(mut self) -> Ending {
+        let Some(slot) = self.slot.take() else {
+            return Ending::Completed;
         };
-        drop(inner);
-        // As in `Drop`: wake waiters only when some wait.
-        if self.set.waiting.load(Ordering::SeqCst) > 0 {
-            self.set.changed.notify(usize::MAX);
-        }
+        let ending = self.set.lock().complete(self.seq, slot);
+        self.set.notify();
         ending
     }
 
     /// Wait until the task may enter the enabled state.
     pub(crate) async fn enabled(&self) {
+        if self.enabled {
+            return;
+        }
         loop {
             if self.set.can_start(self.seq, self.attribute) {
                 return;
@@ -214,21 +350,41 @@ impl TaskGuard {
             self.set.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
+
+    /// Run `fut` as this task: it is polled until it completes or task
+    /// management aborts the task, whichever comes first (an aborted
+    /// future is dropped at its next suspension point).
+    ///
+    /// The future is pinned by the caller, so that it is not moved (copied)
+    /// into this one.
+    pub(crate) async fn run<F: Future>(&self, mut fut: Pin<&mut F>) -> Result<F::Output, Aborted> {
+        let Some(slot) = self.slot.as_deref() else {
+            return Err(Aborted);
+        };
+        std::future::poll_fn(|cx| {
+            if slot.is_aborted() {
+                return Poll::Ready(Err(Aborted));
+            }
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Ok(out));
+            }
+            // Register for the wake-up an abort sends, then look again in
+            // case it came in between.
+            slot.waker.register(cx.waker());
+            if slot.is_aborted() {
+                return Poll::Ready(Err(Aborted));
+            }
+            Poll::Pending
+        })
+        .await
+    }
 }
 
-impl Drop for TaskGuard {
+impl Drop for TaskGuard<'_> {
     fn drop(&mut self) {
-        let mut inner = self.set.lock();
-        if let Some(pos) = inner.tasks.iter().position(|t| t.seq == self.seq) {
-            inner.tasks.remove(pos);
-            drop(inner);
-            // A waiter registers in `waiting` before it re-checks and
-            // sleeps, and the removal above happened before this load
-            // (SeqCst on both sides): either it sees the removal or we see
-            // it waiting.
-            if self.set.waiting.load(Ordering::SeqCst) > 0 {
-                self.set.changed.notify(usize::MAX);
-            }
+        if let Some(slot) = self.slot.take() {
+            self.set.lock().complete(self.seq, slot);
+            self.set.notify();
         }
     }
 }
@@ -236,22 +392,15 @@ impl Drop for TaskGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use futures::future::AbortHandle;
-
-    fn handle() -> AbortHandle {
-        AbortHandle::new_pair().0
-    }
 
     #[test]
     fn ordered_waits_for_older_and_blocks_newer_simple() {
-        let set = Arc::new(TaskSet::default());
+        let set = TaskSet::default();
         let n = NexusId(1);
-        let a = set.insert(n, 1, TaskAttribute::Simple, handle()).unwrap();
-        let o = set.insert(n, 2, TaskAttribute::Ordered, handle()).unwrap();
-        let b = set.insert(n, 3, TaskAttribute::Simple, handle()).unwrap();
-        let h = set
-            .insert(n, 4, TaskAttribute::HeadOfQueue, handle())
-            .unwrap();
+        let a = set.insert(n, 1, TaskAttribute::Simple).unwrap();
+        let o = set.insert(n, 2, TaskAttribute::Ordered).unwrap();
+        let b = set.insert(n, 3, TaskAttribute::Simple).unwrap();
+        let h = set.insert(n, 4, TaskAttribute::HeadOfQueue).unwrap();
         assert!(set.can_start(a.seq, a.attribute));
         assert!(!set.can_start(o.seq, o.attribute));
         assert!(!set.can_start(b.seq, b.attribute));
@@ -267,15 +416,9 @@ mod tests {
 
     #[test]
     fn rejects_duplicate_tags_per_nexus() {
-        let set = Arc::new(TaskSet::default());
-        let _a = set
-            .insert(NexusId(1), 9, TaskAttribute::Simple, handle())
-            .unwrap();
-        assert!(set
-            .insert(NexusId(1), 9, TaskAttribute::Simple, handle())
-            .is_err());
-        assert!(set
-            .insert(NexusId(2), 9, TaskAttribute::Simple, handle())
-            .is_ok());
+        let set = TaskSet::default();
+        let _a = set.insert(NexusId(1), 9, TaskAttribute::Simple).unwrap();
+        assert!(set.insert(NexusId(1), 9, TaskAttribute::Simple).is_err());
+        assert!(set.insert(NexusId(2), 9, TaskAttribute::Simple).is_ok());
     }
 }
