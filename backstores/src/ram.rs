@@ -606,6 +606,7 @@ impl Backstore for RamBackstore {
 mod tests {
     use super::*;
     use futures::executor::block_on;
+    use std::sync::Arc;
 
     #[test]
     fn accepts_sparse_writes_and_reads_zeroes_elsewhere() {
@@ -699,5 +700,62 @@ mod tests {
             ram.discard(0, 1 << 50).await.unwrap();
             assert_eq!(ram.allocated_bytes(), 0);
         });
+    }
+
+    #[test]
+    fn accepts_inline_requests_with_the_async_results() {
+        let ram = RamOptions::new()
+            .memory_limit(2 * 65536)
+            .build(1 << 20)
+            .unwrap();
+        let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        // Across a chunk boundary, inline.
+        let at = 65536 - 1024;
+        let w = ram.write_nowait(at, &DataBuffer::from_vec(data.clone()), WriteFlags::FUA);
+        assert!(matches!(w, Some(Ok(()))));
+        let inline = DataBuffer::zeroed(8192);
+        assert!(matches!(ram.read_nowait(at - 2048, &inline), Some(Ok(()))));
+        let awaited = DataBuffer::zeroed(8192);
+        block_on(ram.read(at - 2048, awaited.clone())).unwrap();
+        assert_eq!(inline.to_vec(), awaited.to_vec());
+        assert_eq!(&inline.to_vec()[2048..2048 + 4096], &data[..]);
+        // The same refusals as the async methods.
+        let past = ram.read_nowait(1 << 20, &DataBuffer::zeroed(512));
+        assert!(matches!(past, Some(Err(IoError::OutOfRange))));
+        let third = ram.write_nowait(4 << 16, &DataBuffer::zeroed(512), WriteFlags::empty());
+        assert!(matches!(third, Some(Err(IoError::NoSpace))));
+        ram.set_read_only(true);
+        let ro = ram.write_nowait(0, &DataBuffer::zeroed(512), WriteFlags::empty());
+        assert!(matches!(ro, Some(Err(IoError::ReadOnly))));
+    }
+
+    #[test]
+    fn rejects_torn_reads_under_concurrent_writes_in_one_shard() {
+        // Chunks 0 and SHARDS share a shard; a reader of either must see each
+        // write whole (each piece is copied under the shard's lock).
+        let ram = Arc::new(RamBackstore::new(1 << 26).unwrap());
+        let far = (SHARDS as u64) << 16;
+        let writer = {
+            let ram = Arc::clone(&ram);
+            std::thread::spawn(move || {
+                for i in 0..2000u32 {
+                    let byte = if i % 2 == 0 { 0xaa } else { 0x55 };
+                    for at in [0, far] {
+                        let buf = DataBuffer::from_vec(vec![byte; 4096]);
+                        ram.write_nowait(at, &buf, WriteFlags::empty())
+                            .unwrap()
+                            .unwrap();
+                    }
+                }
+            })
+        };
+        let out = DataBuffer::zeroed(4096);
+        for i in 0..2000u64 {
+            let at = if i % 2 == 0 { 0 } else { far };
+            ram.read_nowait(at, &out).unwrap().unwrap();
+            let v = out.to_vec();
+            assert!(v.iter().all(|&b| b == v[0]), "torn read at {at}");
+        }
+        writer.join().unwrap();
     }
 }

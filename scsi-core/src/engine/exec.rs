@@ -435,3 +435,28 @@ impl From<Status> for Response {
         Response::status(status)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transports spawn `execute` on multi-threaded executors: its future
+    /// must stay `Send` (a compile-time check).
+    #[test]
+    fn accepts_execute_futures_on_any_thread() {
+        fn is_send<T: Send>(_: &T) {}
+        let target = Target::new(crate::engine::TargetConfig::default());
+        let cmd = Command {
+            nexus: NexusId(1),
+            lun: Lun::from_index(0).unwrap(),
+            tag: 0,
+            attribute: crate::engine::TaskAttribute::Simple,
+            cdb: crate::engine::RawCdb::new(&[0; 6]).unwrap(),
+            data: DataBuffer::empty(),
+        };
+        let fut = target.execute(cmd);
+        is_send(&fut);
+        let r = futures::executor::block_on(fut);
+        assert_eq!(r.status, Status::CHECK_CONDITION); // no LU 0
+    }
+}

@@ -421,4 +421,42 @@ mod tests {
         assert!(set.insert(NexusId(1), 9, TaskAttribute::Simple).is_err());
         assert!(set.insert(NexusId(2), 9, TaskAttribute::Simple).is_ok());
     }
+
+    #[test]
+    fn accepts_enabling_at_registration_as_sam_orders_it() {
+        // SAM-5 §8.6: decided at insert, it agrees with the full check.
+        let set = TaskSet::default();
+        let n = NexusId(1);
+        let a = set.insert(n, 1, TaskAttribute::Simple).unwrap();
+        let b = set.insert(n, 2, TaskAttribute::Aca).unwrap();
+        let o = set.insert(n, 3, TaskAttribute::Ordered).unwrap();
+        let c = set.insert(n, 4, TaskAttribute::Simple).unwrap();
+        let h = set.insert(n, 5, TaskAttribute::HeadOfQueue).unwrap();
+        for g in [&a, &b, &o, &c, &h] {
+            assert_eq!(g.enabled, set.can_start(g.seq, g.attribute), "{g:?}");
+        }
+        assert_eq!(
+            [a.enabled, b.enabled, o.enabled, c.enabled, h.enabled],
+            [true, true, false, false, true]
+        );
+        drop((a, b, o, c, h));
+        let o = set.insert(n, 6, TaskAttribute::Ordered).unwrap();
+        assert!(o.enabled);
+    }
+
+    #[test]
+    fn accepts_aborts_through_run_and_reuses_clean_slots() {
+        let set = TaskSet::default();
+        let g = set.insert(NexusId(1), 7, TaskAttribute::Simple).unwrap();
+        assert_eq!(set.abort_where(|_, t| t == 7), 1);
+        let out = futures::executor::block_on(g.run(std::pin::pin!(async { 1 })));
+        assert_eq!(out, Err(Aborted));
+        assert_eq!(g.finish(), Ending::AbortedSilently);
+        // The slot goes back to the pool and comes out fresh.
+        let g = set.insert(NexusId(1), 7, TaskAttribute::Simple).unwrap();
+        let out = futures::executor::block_on(g.run(std::pin::pin!(async { 2 })));
+        assert_eq!(out, Ok(2));
+        assert_eq!(g.finish(), Ending::Completed);
+        assert_eq!(set.len(), 0);
+    }
 }
