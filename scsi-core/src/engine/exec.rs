@@ -77,17 +77,19 @@ impl Target {
         let cdb = cmd.cdb.as_bytes();
         let geometry = lu.backstore.geometry();
 
-        // Unit attentions and the sense format, under one short lock.
-        let format;
-        let row;
-        {
+        // Unit attentions, reservations and size changes: looked at under
+        // the state lock, unless the lock-free summary says there is
+        // nothing to look at (the common case).
+        let row = table::lookup(cdb);
+        let format = if lu.quiet.is_quiet(cmd.nexus, geometry.size) {
+            None
+        } else {
             let mut state = lu.state();
             if geometry.size != state.last_size {
-                state.last_size = geometry.size;
+                state.set_last_size(geometry.size);
                 state.raise_all(Asc::CAPACITY_DATA_HAS_CHANGED, None);
             }
-            format = state.sense_format();
-            row = table::lookup(cdb);
+            let format = state.sense_format();
             let handler = row.as_ref().ok().map(|row| row.handler);
             let ua = state.ua_of(cmd.nexus);
             if !ua.is_empty() {
@@ -108,11 +110,15 @@ impl Target {
                     return Response::status(Status::RESERVATION_CONFLICT);
                 }
             }
-        }
+            state.note_checked(cmd.nexus);
+            Some(format)
+        };
+        // The sense format, read when a response needs it.
+        let format = || format.unwrap_or_else(|| lu.state().sense_format());
 
         let decoded = match row.and_then(|row| Cdb::decode_row(row, cdb)) {
             Ok(c) => c,
-            Err(sense) => return Response::check_condition(&sense, format),
+            Err(sense) => return Response::check_condition(&sense, format()),
         };
 
         let Ok(guard) = lu.tasks.insert(cmd.nexus, cmd.tag, cmd.attribute) else {
@@ -120,7 +126,7 @@ impl Target {
                 crate::sense::SenseKey::ABORTED_COMMAND,
                 Asc::OVERLAPPED_COMMANDS_ATTEMPTED,
             );
-            return Response::check_condition(&sense, format);
+            return Response::check_condition(&sense, format());
         };
         let run = async {
             guard.enabled().await;
@@ -141,7 +147,11 @@ impl Target {
                 Cdb::PersistentReserveIn { .. }
                 | Cdb::PersistentReserveOut { .. }
                 | Cdb::Reserve { .. }
-                | Cdb::Release { .. } => Box::pin(dispatch_reservations(&ctx, &decoded)).await,
+                | Cdb::Release { .. } => {
+                    // The lock-free summary stays off while it runs.
+                    let _reserving = lu.quiet.reserving(&lu);
+                    Box::pin(dispatch_reservations(&ctx, &decoded)).await
+                }
                 _ => Box::pin(dispatch(&ctx, &decoded))
                     .await
                     .map_err(Refusal::Check),
@@ -288,6 +298,7 @@ impl Target {
                 // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
                 if state.spc2 == Some(nexus) {
                     state.spc2 = None;
+                    state.note_reservations();
                 }
                 state.ua_of(nexus).push(Asc::I_T_NEXUS_LOSS_OCCURRED);
             }
@@ -307,6 +318,7 @@ impl Target {
                 // SPC-2 reservations end with a reset; persistent ones stay
                 // (SPC-4 §5.13.1).
                 state.spc2 = None;
+                state.note_reservations();
                 // SAM-5 §6.3.3: every nexus gets the reset condition,
                 // including the one that asked for it.
                 state.raise_all(asc, None);
