@@ -3,8 +3,10 @@
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use crate::backstore::{Backstore, Capabilities, Extent, Geometry, IoResult, WriteFlags};
 use crate::buffer::DataBuffer;
@@ -276,6 +278,30 @@ impl LuState {
     }
 }
 
+/// A backstore request: finished on the fast path, or the backstore's own
+/// (boxed) future.
+pub(crate) enum IoFuture<'a> {
+    /// Done inline; `None` once polled to completion.
+    Done(Option<IoResult<()>>),
+    /// Awaiting the backstore.
+    Waiting(Pin<Box<dyn Future<Output = IoResult<()>> + Send + 'a>>),
+}
+
+impl Future for IoFuture<'_> {
+    type Output = IoResult<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<IoResult<()>> {
+        // `IoFuture` is `Unpin` (a value or a `Pin<Box>`).
+        match self.get_mut() {
+            IoFuture::Done(done) => match done.take() {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Pending, // polled after completion
+            },
+            IoFuture::Waiting(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
 /// The backstore of a logical unit, as the device models call it.
 ///
 /// The same methods as [`Backstore`], except that `read` and `write` first
@@ -293,24 +319,23 @@ impl LuBackstore {
         self.0.capabilities()
     }
 
-    /// [`Backstore::read`], inline when the backstore can.
-    pub(crate) async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
+    /// [`Backstore::read`], done at once when the backstore can: the fast
+    /// path runs here, before the caller awaits, so the returned future is
+    /// either a finished result or the backstore's boxed future (and does
+    /// not hold the buffer).
+    pub(crate) fn read(&self, offset: u64, buf: DataBuffer) -> IoFuture<'_> {
         match self.0.read_nowait(offset, &buf) {
-            Some(done) => done,
-            None => self.0.read(offset, buf).await,
+            Some(done) => IoFuture::Done(Some(done)),
+            None => IoFuture::Waiting(self.0.read(offset, buf)),
         }
     }
 
-    /// [`Backstore::write`], inline when the backstore can.
-    pub(crate) async fn write(
-        &self,
-        offset: u64,
-        buf: DataBuffer,
-        flags: WriteFlags,
-    ) -> IoResult<()> {
+    /// [`Backstore::write`], done at once when the backstore can (see
+    /// [`LuBackstore::read`]).
+    pub(crate) fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoFuture<'_> {
         match self.0.write_nowait(offset, &buf, flags) {
-            Some(done) => done,
-            None => self.0.write(offset, buf, flags).await,
+            Some(done) => IoFuture::Done(Some(done)),
+            None => IoFuture::Waiting(self.0.write(offset, buf, flags)),
         }
     }
 

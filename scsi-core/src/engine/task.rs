@@ -145,7 +145,13 @@ impl Inner {
     fn complete(&mut self, seq: u64, slot: Arc<AbortSlot>) -> Ending {
         let ending = match self.tasks.binary_search_by_key(&seq, |t| t.seq) {
             Ok(pos) => {
-                let t = self.tasks.remove(pos);
+                // The newest task (at queue depth 1, the only one) needs
+                // no shifting: `swap_remove` of the last is a pop.
+                let t = if pos + 1 == self.tasks.len() {
+                    self.tasks.swap_remove(pos)
+                } else {
+                    self.tasks.remove(pos)
+                };
                 if t.is_barrier() {
                     self.barriers -= 1;
                 }
