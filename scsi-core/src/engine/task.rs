@@ -39,6 +39,9 @@ const MAX_POOLED_SLOTS: usize = 256;
 pub(crate) struct AbortSlot {
     aborted: AtomicBool,
     waker: AtomicWaker,
+    /// A waker was registered (the task suspended): `reset` must clear it.
+    /// Tasks that complete without suspending skip `AtomicWaker`'s atomics.
+    registered: AtomicBool,
 }
 
 impl AbortSlot {
@@ -51,10 +54,20 @@ impl AbortSlot {
         self.aborted.load(Ordering::Acquire)
     }
 
-    /// Make a pooled slot fresh for its next task.
+    /// Wake this task's future when it is aborted.
+    fn register(&self, waker: &std::task::Waker) {
+        self.registered.store(true, Ordering::Relaxed);
+        self.waker.register(waker);
+    }
+
+    /// Make a pooled slot fresh for its next task (under the task set's
+    /// lock, after its guard let it go: nothing else touches it).
     fn reset(&self) {
         self.aborted.store(false, Ordering::Relaxed);
-        drop(self.waker.take());
+        if self.registered.load(Ordering::Relaxed) {
+            self.registered.store(false, Ordering::Relaxed);
+            drop(self.waker.take());
+        }
     }
 }
 
@@ -376,7 +389,7 @@ impl TaskGuard<'_> {
             }
             // Register for the wake-up an abort sends, then look again in
             // case it came in between.
-            slot.waker.register(cx.waker());
+            slot.register(cx.waker());
             if slot.is_aborted() {
                 return Poll::Ready(Err(Aborted));
             }
