@@ -1,8 +1,7 @@
 //! The task set of a logical unit and its ordering rules (SAM-5 §8.6).
 //!
 //! Every command registers a task on arrival and holds a [`TaskGuard`] until
-//! it completes; the guard removes it. A task enters the enabled state when
-//! its attribute allows:
+//! it completes. A task enters the enabled state when its attribute allows:
 //!
 //! * HEAD OF QUEUE: at once;
 //! * ORDERED: when every older task has completed;
@@ -13,14 +12,24 @@
 //! [`TaskSet::abort_where`]; the command's future sees it through
 //! [`TaskGuard::run`].
 //!
-//! The per-command cost is two short lock round trips (register, complete)
-//! and no allocation: whether the task may start at once is decided while
-//! registering it, and the abort flag and waker of a task live in an
-//! [`AbortSlot`] taken from (and given back to) a pool the set keeps.
+//! # Cost per command
+//!
+//! One short lock round trip (to register) and one atomic swap (to
+//! complete), and no allocation:
+//!
+//! * whether the task may start at once is decided while registering it;
+//! * each task's state lives in an [`AbortSlot`], taken from (and given back
+//!   to) a pool the set keeps;
+//! * completing a task does not take the lock: it swaps its slot's state
+//!   to DONE. Task management changes a slot only from RUNNING (with a
+//!   compare-exchange, under the lock), so exactly one of them wins: either
+//!   the task completed first (task management no longer sees it) or it was
+//!   aborted first (and its completion reports that). Completed entries are
+//!   removed, and their slots recycled, by the next registration.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::Poll;
 
@@ -33,11 +42,22 @@ use crate::engine::{NexusId, TaskAttribute};
 /// tasks free theirs).
 const MAX_POOLED_SLOTS: usize = 256;
 
-/// The abort state of one task: set by task management, watched by the
-/// task's future.
+/// [`AbortSlot::state`]: the task runs (or waits to).
+const RUNNING: u8 = 0;
+/// Aborted by task management; nothing goes out for it.
+const ABORTED: u8 = 1;
+/// Aborted by another nexus with TAS set: TASK ABORTED goes out.
+const ABORTED_REPORT: u8 = 2;
+/// Completed: its guard is done with the slot.
+const DONE: u8 = 3;
+
+/// The state of one task, shared by its guard (which completes it) and
+/// task management (which aborts it).
 #[derive(Debug, Default)]
 pub(crate) struct AbortSlot {
-    aborted: AtomicBool,
+    /// RUNNING, ABORTED, ABORTED_REPORT or DONE. Sequentially consistent:
+    /// it also orders a completion against a waiter's `waiting` count.
+    state: AtomicU8,
     waker: AtomicWaker,
     /// A waker was registered (the task suspended): `reset` must clear it.
     /// Tasks that complete without suspending skip `AtomicWaker`'s atomics.
@@ -45,13 +65,37 @@ pub(crate) struct AbortSlot {
 }
 
 impl AbortSlot {
-    fn abort(&self) {
-        self.aborted.store(true, Ordering::Release);
-        self.waker.wake();
+    /// Abort the task unless it completed; returns whether it had not
+    /// (an already aborted task counts, and keeps its first `report`).
+    fn abort(&self, report: bool) -> bool {
+        let to = if report { ABORTED_REPORT } else { ABORTED };
+        match self
+            .state
+            .compare_exchange(RUNNING, to, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => {
+                self.waker.wake();
+                true
+            }
+            Err(now) => now != DONE,
+        }
     }
 
     fn is_aborted(&self) -> bool {
-        self.aborted.load(Ordering::Acquire)
+        matches!(self.state.load(Ordering::SeqCst), ABORTED | ABORTED_REPORT)
+    }
+
+    fn is_done(&self) -> bool {
+        self.state.load(Ordering::SeqCst) == DONE
+    }
+
+    /// Complete the task; says whether it was aborted first.
+    fn complete(&self) -> Ending {
+        match self.state.swap(DONE, Ordering::SeqCst) {
+            ABORTED => Ending::AbortedSilently,
+            ABORTED_REPORT => Ending::AbortedWithStatus,
+            _ => Ending::Completed,
+        }
     }
 
     /// Wake this task's future when it is aborted.
@@ -60,10 +104,10 @@ impl AbortSlot {
         self.waker.register(waker);
     }
 
-    /// Make a pooled slot fresh for its next task (under the task set's
+    /// Make a completed slot fresh for its next task (under the task set's
     /// lock, after its guard let it go: nothing else touches it).
     fn reset(&self) {
-        self.aborted.store(false, Ordering::Relaxed);
+        self.state.store(RUNNING, Ordering::Relaxed);
         if self.registered.load(Ordering::Relaxed) {
             self.registered.store(false, Ordering::Relaxed);
             drop(self.waker.take());
@@ -71,26 +115,26 @@ impl AbortSlot {
     }
 }
 
-/// A pointer to the [`AbortSlot`] its task's guard owns.
+/// A pointer to the [`AbortSlot`] of the guard's task.
 ///
-/// It is valid while the entry holding it is in the set: the guard owns the
-/// slot's `Arc` and removes the entry (under the set's lock) before it lets
-/// the `Arc` go, and the pointer is only followed under that lock. A guard
-/// that is leaked leaks its `Arc` too, so the pointer stays valid.
+/// The slot is owned by the task's entry in the set, and an entry is removed
+/// (and its slot recycled) only once its state is DONE, which only the guard
+/// sets, as the last thing it does with the slot. So the pointer is valid
+/// for as long as the guard may follow it. A guard that is leaked never sets
+/// DONE, and its entry (with the slot) stays.
 #[derive(Debug)]
 struct SlotRef(*const AbortSlot);
 
-// SAFETY: `AbortSlot` is `Send + Sync` (atomics only); `SlotRef` is only
-// dereferenced under the task set's lock while the slot is alive (see its
-// documentation), from whichever thread holds that lock.
+// SAFETY: `AbortSlot` is `Send + Sync` (atomics only) and outlives every
+// use of this pointer (see the type's documentation), from any thread.
 unsafe impl Send for SlotRef {}
 // SAFETY: as for `Send`: shared access only reads through `&AbortSlot`.
 unsafe impl Sync for SlotRef {}
 
 impl SlotRef {
     fn get(&self) -> &AbortSlot {
-        // SAFETY: see the type's documentation: the entry holding this
-        // pointer is in the set, so the guard still owns the slot.
+        // SAFETY: see the type's documentation: the guard has not set DONE
+        // yet, so the entry that owns the slot is still in the set.
         unsafe { &*self.0 }
     }
 }
@@ -101,14 +145,17 @@ struct Entry {
     nexus: NexusId,
     tag: u64,
     attribute: TaskAttribute,
-    abort: SlotRef,
-    /// Aborted by another nexus with TAS set: report TASK ABORTED status.
-    report: bool,
+    slot: Arc<AbortSlot>,
 }
 
 impl Entry {
     fn is_barrier(&self) -> bool {
         is_barrier(self.attribute)
+    }
+
+    /// Not completed: task management and ordering still see it.
+    fn is_live(&self) -> bool {
+        !self.slot.is_done()
     }
 }
 
@@ -135,17 +182,21 @@ pub(crate) enum Ending {
 #[derive(Debug, Default)]
 struct Inner {
     next_seq: u64,
-    /// In arrival order (ascending `seq`).
+    /// In arrival order (ascending `seq`); completed ones until reaped.
     tasks: Vec<Entry>,
-    /// ORDERED and HEAD OF QUEUE tasks in `tasks`.
+    /// ORDERED and HEAD OF QUEUE tasks in `tasks` (completed or not).
     barriers: usize,
-    /// Abort slots of completed tasks, for reuse.
+    /// Slots of reaped tasks, for reuse.
     free: Vec<Arc<AbortSlot>>,
 }
 
 impl Inner {
+    fn live(&self) -> impl Iterator<Item = &Entry> {
+        self.tasks.iter().filter(|t| t.is_live())
+    }
+
     fn can_start(&self, seq: u64, attribute: TaskAttribute) -> bool {
-        let mut older = self.tasks.iter().take_while(|t| t.seq < seq);
+        let mut older = self.live().take_while(|t| t.seq < seq);
         match attribute {
             TaskAttribute::HeadOfQueue => true,
             TaskAttribute::Ordered => older.next().is_none(),
@@ -153,36 +204,27 @@ impl Inner {
         }
     }
 
-    /// Remove the task `seq` (if still there) and take its slot back;
-    /// returns how it ended.
-    fn complete(&mut self, seq: u64, slot: Arc<AbortSlot>) -> Ending {
-        let ending = match self.tasks.binary_search_by_key(&seq, |t| t.seq) {
-            Ok(pos) => {
-                // The newest task (at queue depth 1, the only one) needs
-                // no shifting: `swap_remove` of the last is a pop.
-                let t = if pos + 1 == self.tasks.len() {
-                    self.tasks.swap_remove(pos)
-                } else {
-                    self.tasks.remove(pos)
-                };
-                if t.is_barrier() {
-                    self.barriers -= 1;
-                }
-                if !t.abort.get().is_aborted() {
-                    Ending::Completed
-                } else if t.report {
-                    Ending::AbortedWithStatus
-                } else {
-                    Ending::AbortedSilently
-                }
+    /// Remove completed tasks and recycle their slots.
+    fn reap(&mut self) {
+        let Self {
+            tasks,
+            barriers,
+            free,
+            ..
+        } = self;
+        tasks.retain_mut(|t| {
+            if t.is_live() {
+                return true;
             }
-            Err(_) => Ending::Completed,
-        };
-        if self.free.len() < MAX_POOLED_SLOTS {
-            slot.reset();
-            self.free.push(slot);
-        }
-        ending
+            if t.is_barrier() {
+                *barriers -= 1;
+            }
+            if free.len() < MAX_POOLED_SLOTS {
+                t.slot.reset();
+                free.push(Arc::clone(&t.slot));
+            }
+            false
+        });
     }
 }
 
@@ -210,7 +252,7 @@ impl TaskSet {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Register a task; the guard removes it when finished or dropped.
+    /// Register a task; the guard completes it when finished or dropped.
     pub(crate) fn insert(
         &self,
         nexus: NexusId,
@@ -218,18 +260,24 @@ impl TaskSet {
         attribute: TaskAttribute,
     ) -> Result<TaskGuard<'_>, DuplicateTag> {
         let mut inner = self.lock();
-        if inner.tasks.iter().any(|t| t.nexus == nexus && t.tag == tag) {
+        inner.reap();
+        if inner.live().any(|t| t.nexus == nexus && t.tag == tag) {
             return Err(DuplicateTag);
         }
         let seq = inner.next_seq;
         inner.next_seq += 1;
-        // Every task in the set is older than this one.
+        // Every task in the set is older than this one. A barrier that
+        // completed since `reap` still counts: the task then waits in
+        // `enabled`, which looks again.
         let enabled = match attribute {
             TaskAttribute::HeadOfQueue => true,
-            TaskAttribute::Ordered => inner.tasks.is_empty(),
+            TaskAttribute::Ordered => inner.live().next().is_none(),
             TaskAttribute::Simple | TaskAttribute::Aca => inner.barriers == 0,
         };
+        // Pooled slots were reset when reaped; `Arc` keeps a slot's address
+        // stable while the entry (and the pointer below) live.
         let slot = inner.free.pop().unwrap_or_default();
+        let ptr = SlotRef(Arc::as_ptr(&slot));
         if is_barrier(attribute) {
             inner.barriers += 1;
         }
@@ -238,15 +286,15 @@ impl TaskSet {
             nexus,
             tag,
             attribute,
-            abort: SlotRef(Arc::as_ptr(&slot)),
-            report: false,
+            slot,
         });
         Ok(TaskGuard {
             set: self,
             seq,
             attribute,
             enabled,
-            slot: Some(slot),
+            slot: ptr,
+            done: false,
         })
     }
 
@@ -255,9 +303,13 @@ impl TaskSet {
     }
 
     /// Abort every task matching `pred`; returns how many.
-    pub(crate) fn abort_where(&self, pred: impl FnMut(NexusId, u64) -> bool) -> usize {
-        let mut inner = self.lock();
-        Self::abort_locked(&mut inner, pred, |_| false)
+    pub(crate) fn abort_where(&self, mut pred: impl FnMut(NexusId, u64) -> bool) -> usize {
+        let inner = self.lock();
+        inner
+            .tasks
+            .iter()
+            .filter(|t| pred(t.nexus, t.tag) && t.slot.abort(false))
+            .count()
     }
 
     /// Abort every task matching `pred`; the tasks of nexuses for which
@@ -268,56 +320,33 @@ impl TaskSet {
         mut pred: impl FnMut(NexusId, u64) -> bool,
         report: impl Fn(NexusId) -> bool,
     ) -> Vec<NexusId> {
-        let mut inner = self.lock();
+        let inner = self.lock();
         let mut hit = Vec::new();
-        Self::abort_locked(
-            &mut inner,
-            |n, t| {
-                let yes = pred(n, t);
-                if yes && !hit.contains(&n) {
-                    hit.push(n);
-                }
-                yes
-            },
-            report,
-        );
-        hit
-    }
-
-    fn abort_locked(
-        inner: &mut Inner,
-        mut pred: impl FnMut(NexusId, u64) -> bool,
-        report: impl Fn(NexusId) -> bool,
-    ) -> usize {
-        let mut count = 0;
-        for t in inner.tasks.iter_mut().filter(|t| pred(t.nexus, t.tag)) {
-            let slot = t.abort.get();
-            if !slot.is_aborted() {
-                t.report = report(t.nexus);
+        for t in &inner.tasks {
+            if pred(t.nexus, t.tag) && t.slot.abort(report(t.nexus)) && !hit.contains(&t.nexus) {
+                hit.push(t.nexus);
             }
-            slot.abort();
-            count += 1;
         }
-        count
+        hit
     }
 
     /// Whether a task matching `pred` is in the set.
     pub(crate) fn any(&self, mut pred: impl FnMut(NexusId, u64) -> bool) -> bool {
-        self.lock().tasks.iter().any(|t| pred(t.nexus, t.tag))
+        self.lock().live().any(|t| pred(t.nexus, t.tag))
     }
 
     /// Number of tasks in the set.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.lock().tasks.len()
+        self.lock().live().count()
     }
 
     /// Wake the tasks waiting to be enabled, if any.
     fn notify(&self) {
         // A waiter registers in `waiting` before it re-checks and sleeps,
-        // and the removal that called this happened before this load
-        // (SeqCst on both sides): either it sees the removal or we see it
-        // waiting.
+        // and the completion that called this happened before this load
+        // (SeqCst on both sides): either it sees the completion or we see
+        // it waiting.
         if self.waiting.load(Ordering::SeqCst) > 0 {
             self.changed.notify(usize::MAX);
         }
@@ -332,20 +361,26 @@ pub(crate) struct TaskGuard<'a> {
     attribute: TaskAttribute,
     /// Known to be enabled (decided at registration).
     enabled: bool,
-    /// This task's abort slot; `None` once completed.
-    slot: Option<Arc<AbortSlot>>,
+    /// This task's slot; not followed once `done`.
+    slot: SlotRef,
+    done: bool,
 }
 
 impl TaskGuard<'_> {
-    /// Complete the task: remove it from the set and say whether task
-    /// management aborted it first. Done under the task set's lock, so a
-    /// task management function either sees the task (and this reports it
-    /// aborted) or does not (and the task's response goes out).
+    /// Complete the task and say whether task management aborted it first:
+    /// a task management function either aborted it before this (and this
+    /// reports it) or finds it completed (and the task's response goes out).
     pub(crate) fn finish(mut self) -> Ending {
-        let Some(slot) = self.slot.take() else {
+        self.complete()
+    }
+
+    fn complete(&mut self) -> Ending {
+        if self.done {
             return Ending::Completed;
-        };
-        let ending = self.set.lock().complete(self.seq, slot);
+        }
+        self.done = true;
+        // The last use of the slot: from here the set may recycle it.
+        let ending = self.slot.get().complete();
         self.set.notify();
         ending
     }
@@ -377,9 +412,10 @@ impl TaskGuard<'_> {
     /// The future is pinned by the caller, so that it is not moved (copied)
     /// into this one.
     pub(crate) async fn run<F: Future>(&self, mut fut: Pin<&mut F>) -> Result<F::Output, Aborted> {
-        let Some(slot) = self.slot.as_deref() else {
+        if self.done {
             return Err(Aborted);
-        };
+        }
+        let slot = self.slot.get();
         std::future::poll_fn(|cx| {
             if slot.is_aborted() {
                 return Poll::Ready(Err(Aborted));
@@ -401,10 +437,7 @@ impl TaskGuard<'_> {
 
 impl Drop for TaskGuard<'_> {
     fn drop(&mut self) {
-        if let Some(slot) = self.slot.take() {
-            self.set.lock().complete(self.seq, slot);
-            self.set.notify();
-        }
+        self.complete();
     }
 }
 
@@ -476,6 +509,28 @@ mod tests {
         let out = futures::executor::block_on(g.run(std::pin::pin!(async { 2 })));
         assert_eq!(out, Ok(2));
         assert_eq!(g.finish(), Ending::Completed);
+        assert_eq!(set.len(), 0);
+    }
+
+    #[test]
+    fn accepts_completion_racing_an_abort_with_one_winner() {
+        // SAM-5 §7.1: an ABORT TASK that finds the task aborts it (and no
+        // response goes out), or finds it gone; never both, never neither.
+        let set = TaskSet::default();
+        let barrier = std::sync::Barrier::new(2);
+        for tag in 0..2000 {
+            let guard = set.insert(NexusId(1), tag, TaskAttribute::Simple).unwrap();
+            let (found, ending) = std::thread::scope(|s| {
+                let tmf = s.spawn(|| {
+                    barrier.wait();
+                    set.abort_where(|_, t| t == tag)
+                });
+                barrier.wait();
+                let ending = guard.finish();
+                (tmf.join().unwrap(), ending)
+            });
+            assert_eq!(found == 1, ending == Ending::AbortedSilently, "tag {tag}");
+        }
         assert_eq!(set.len(), 0);
     }
 }
