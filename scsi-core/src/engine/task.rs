@@ -206,25 +206,25 @@ impl Inner {
 
     /// Remove completed tasks and recycle their slots.
     fn reap(&mut self) {
-        let Self {
-            tasks,
-            barriers,
-            free,
-            ..
-        } = self;
-        tasks.retain_mut(|t| {
-            if t.is_live() {
-                return true;
+        // A stable in-place partition: live tasks keep their order at the
+        // front, completed ones are moved out (with their slot, no
+        // reference-count traffic) from the back.
+        let mut keep = 0;
+        for i in 0..self.tasks.len() {
+            if self.tasks[i].is_live() {
+                self.tasks.swap(keep, i);
+                keep += 1;
             }
+        }
+        for t in self.tasks.drain(keep..) {
             if t.is_barrier() {
-                *barriers -= 1;
+                self.barriers -= 1;
             }
-            if free.len() < MAX_POOLED_SLOTS {
+            if self.free.len() < MAX_POOLED_SLOTS {
                 t.slot.reset();
-                free.push(Arc::clone(&t.slot));
+                self.free.push(t.slot);
             }
-            false
-        });
+        }
     }
 }
 
