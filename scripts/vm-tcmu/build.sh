@@ -8,8 +8,11 @@
 # vmlinuz (booted through its PVH entry, no decompressor) and the modules
 # the test needs with their dependencies (depmod -b), and packs an
 # initramfs with busybox, the guest tools (sg3-utils, e2fsprogs, fio,
-# iscsi-test-cu) with their shared libraries, the tcmu-handler binary and
-# the guest script. Writes OUTDIR/vmlinux and OUTDIR/initrd.gz.
+# iscsi-test-cu) with their shared libraries, the tcmu-handler binary,
+# Debian's tcmu-runner with its qcow handler (the peer for the qcow
+# comparison; fetched with apt-get download, not installed, so that its
+# rbd handler's Ceph libraries stay off the machine) and the guest script.
+# Writes OUTDIR/vmlinux and OUTDIR/initrd.gz.
 set -euo pipefail
 
 out=${1:?usage: build.sh OUTDIR}
@@ -83,17 +86,41 @@ copy_bin() {
   cp -L "$src" "$root$dst"
   ldd "$src" 2>/dev/null | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}' | while read -r lib; do
     [ -n "$lib" ] && [ -f "$lib" ] || continue
+    case $lib in "$cache"/*) continue ;; esac # extracted packages: copied by hand
     mkdir -p "$root$(dirname "$lib")"
     [ -e "$root$lib" ] || cp -L "$lib" "$root$lib"
   done
 }
-for b in sg_inq sg_readcap sg_vpd sg_turs fio iscsi-test-cu; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
+for b in sg_inq sg_readcap sg_vpd sg_turs sg_persist fio iscsi-test-cu; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
 for b in mkfs.ext4 e2fsck mke2fs; do copy_bin "$(command -v $b)" "/usr/sbin/$b"; done
 # The dynamic loader, wherever ldd listed it.
 for l in /lib64/ld-linux-x86-64.so.2; do mkdir -p "$root$(dirname $l)"; cp -L "$l" "$root$l"; done
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
 copy_bin "$handler" /usr/bin/tcmu-handler
 strip --strip-debug "$root/usr/bin/tcmu-handler" 2>/dev/null || true
+
+# tcmu-runner 1.5.4 and libtcmu, extracted from their packages. It looks up
+# target_core_user with libkmod, so the guest gets the kernel's module
+# indexes (the .ko files are loaded by /init; kmod then sees it live).
+for p in tcmu-runner libtcmu2; do
+  ls "$cache/${p}"_*.deb >/dev/null 2>&1 || (cd "$cache" && apt-get download "$p" >/dev/null 2>&1)
+done
+troot="$cache/tcmu-runner.root"
+if [ ! -x "$troot/usr/bin/tcmu-runner" ]; then
+  rm -rf "$troot"; mkdir -p "$troot"
+  for d in "$cache"/tcmu-runner_*.deb "$cache"/libtcmu2_*.deb; do dpkg -x "$d" "$troot"; done
+fi
+tlib=/usr/lib/x86_64-linux-gnu
+mkdir -p "$root$tlib/tcmu-runner" "$root/etc/tcmu" "$root/var/log" "$root/lib/modules/$kver"
+cp -a "$troot$tlib"/libtcmu.so* "$root$tlib/"
+LD_LIBRARY_PATH="$troot$tlib" copy_bin "$troot/usr/bin/tcmu-runner" /usr/bin/tcmu-runner
+LD_LIBRARY_PATH="$troot$tlib" copy_bin "$troot$tlib/tcmu-runner/handler_qcow.so" "$tlib/tcmu-runner/handler_qcow.so"
+cp "$troot/etc/tcmu/tcmu.conf" "$root/etc/tcmu/tcmu.conf"
+cp "$kroot/lib/modules/$kver"/modules.* "$root/lib/modules/$kver/"
+# The image both qcow handlers are measured on (copied twice in the guest).
+mkdir -p "$root/srv"
+qemu-img create -q -f qcow2 -o cluster_size=65536 "$root/srv/empty.qcow2" 128M
+
 cp "$here/guest-init.sh" "$root/init"
 chmod +x "$root/init"
 

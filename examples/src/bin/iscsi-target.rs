@@ -17,6 +17,7 @@ use tgtkit_iscsi::chap::ChapCredentials;
 use tgtkit_iscsi::{Acl, AuthConfig, IscsiServer, PortalConfig, PortalGroup, Sleeper, TargetNode};
 use tgtkit_scsi_core::backstore::Backstore;
 use tgtkit_scsi_core::engine::{LuConfig, Target, TargetConfig};
+use tgtkit_scsi_core::pr::FilePrStore;
 
 /// The IQN served when `--iqn` is not given.
 const DEFAULT_IQN: &str = "iqn.2026-11.dev.tgtkit:disk0";
@@ -54,6 +55,11 @@ struct Args {
     /// Commands a session may have in flight.
     #[arg(long, default_value_t = 128)]
     queue_depth: u32,
+    /// Keep persistent reservations set with APTPL in this directory, one
+    /// file per LUN (`<iqn>-lun<N>.pr`), restored at the next start.
+    /// Without it, APTPL is refused.
+    #[arg(long, value_name = "DIR")]
+    pr_dir: Option<std::path::PathBuf>,
 }
 
 struct TokioSleeper;
@@ -119,15 +125,21 @@ async fn run(mut args: Args) -> Result<(), String> {
         name: args.iqn.clone(),
         ..TargetConfig::default()
     });
+    if let Some(dir) = &args.pr_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
     let mut backstores: Vec<Arc<dyn Backstore>> = Vec::new();
     for (i, spec) in args.luns.iter().enumerate() {
         let b = spec.open(args.io_engine == "io-uring")?;
         let index = u16::try_from(i).map_err(|_| "too many LUNs".to_string())?;
+        let mut lu = LuConfig::new(Arc::clone(&b)).read_only(spec.read_only);
+        if let Some(dir) = &args.pr_dir {
+            let file = dir.join(format!("{}-lun{i}.pr", args.iqn));
+            lu = lu.persist_reservations(Arc::new(FilePrStore::new(file)));
+        }
         target
-            .add_lun(
-                index,
-                LuConfig::new(Arc::clone(&b)).read_only(spec.read_only),
-            )
+            .add_lun(index, lu)
             .map_err(|e| format!("LUN {i} ({spec}): {e}"))?;
         backstores.push(b);
     }

@@ -1,7 +1,7 @@
 //! tcmu-handler: serve LIO user-backstore (TCMU) devices with the tgtkit engine.
 //!
 //! Serves every `core/user_N/<dev>` device whose `dev_config` names a known
-//! handler (`file/<path>`, `ram/<size>`): the ones that exist at start-up
+//! handler (`file/<path>`, `ram/<size>`, `qcow/<path>`): the ones that exist at start-up
 //! (found in /sys/class/uio) and the ones the kernel announces later on the
 //! TCM-USER generic netlink family, answering each event with its `_DONE`
 //! reply. Size and write-cache changes are applied on the fly; a new
@@ -9,12 +9,15 @@
 //! running commands are answered, then reply support is withdrawn.
 //!
 //! ```text
-//! tcmu-handler [--no-netlink] [--in-order]
+//! tcmu-handler [--no-netlink] [--pr-dir DIR]
 //! RUST_LOG=tgtkit_tcmu=debug tcmu-handler
 //! ```
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use clap::Parser;
 
 use tgtkit_scsi_core::engine::TargetConfig;
 use tgtkit_tcmu::device::{Device, DeviceError, Paths, Stats, Stopper};
@@ -181,6 +184,22 @@ fn libc_einval() -> i32 {
     22
 }
 
+/// Serve LIO user-backstore (TCMU) devices with the tgtkit engine.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    /// Serve only the devices that exist at start-up: do not join the
+    /// TCM-USER netlink family.
+    #[arg(long)]
+    no_netlink: bool,
+    /// Keep persistent reservations set with APTPL in this directory (one
+    /// file per device), restored when a device is served again. Without
+    /// it, APTPL is refused. The kernel passes reservations to the handler
+    /// only for devices with `attrib/emulate_pr` set to 0.
+    #[arg(long, value_name = "DIR")]
+    pr_dir: Option<PathBuf>,
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
@@ -191,15 +210,19 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let use_netlink = !args.iter().any(|a| a == "--no-netlink");
-    if let Some(bad) = args.iter().find(|a| !matches!(a.as_str(), "--no-netlink")) {
-        eprintln!("usage: tcmu-handler [--no-netlink]   (unknown argument {bad})");
-        return std::process::ExitCode::from(2);
+    let args = Args::parse();
+    let use_netlink = !args.no_netlink;
+    let mut handlers = handler::standard();
+    if let Some(dir) = &args.pr_dir {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("tcmu-handler: cannot create {}: {e}", dir.display());
+            return std::process::ExitCode::FAILURE;
+        }
+        handlers.persist_reservations_in(dir);
     }
 
     let mut handler = Handler {
-        handlers: handler::standard(),
+        handlers,
         paths: Paths::default(),
         config: TargetConfig::default(),
         devices: HashMap::new(),

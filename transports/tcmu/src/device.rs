@@ -561,6 +561,7 @@ impl Device {
         let configfs_dir = name.configfs_dir(&paths.configfs);
         let attrib = configfs_dir.join("attrib");
         let spec = DeviceSpec {
+            hba: name.hba,
             dev: name.dev.clone(),
             subtype: name.subtype().to_owned(),
             argument: name.argument().to_owned(),
@@ -577,7 +578,11 @@ impl Device {
         let mut config = config.clone();
         config.name = format!("{}:{}", config.name, name.dev);
         let target = Target::new(config);
-        target.add_lun(0, LuConfig::new(backstore.clone() as Arc<_>))?;
+        let mut lu = LuConfig::new(backstore.clone() as Arc<_>);
+        if let Some(store) = handlers.pr_store(&spec) {
+            lu = lu.persist_reservations(store);
+        }
+        target.add_lun(0, lu)?;
         let nexus = target.add_nexus(NexusInfo {
             initiator_port: "tcmu".into(),
             target_port: info.raw_name.clone(),

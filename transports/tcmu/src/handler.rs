@@ -12,6 +12,7 @@
 //! DATA HAS CHANGED.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -20,10 +21,13 @@ use tgtkit_scsi_core::backstore::{
     Backstore, Capabilities, Extent, Geometry, IoError, IoResult, WriteFlags,
 };
 use tgtkit_scsi_core::buffer::DataBuffer;
+use tgtkit_scsi_core::pr::{FilePrStore, PrStore};
 
 /// What a handler gets to open a device's backstore.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeviceSpec {
+    /// The HBA index (the N of `core/user_N`).
+    pub hba: u32,
     /// The device's name (directory under `core/user_N`).
     pub dev: String,
     /// The handler subtype (`file`, `ram`, ...).
@@ -101,11 +105,15 @@ pub type OpenFn = Box<dyn Fn(&DeviceSpec) -> Result<Opened, HandlerError> + Send
 #[derive(Default)]
 pub struct Handlers {
     map: BTreeMap<String, OpenFn>,
+    pr_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Handlers {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.map.keys()).finish()
+        f.debug_struct("Handlers")
+            .field("subtypes", &self.map.keys().collect::<Vec<_>>())
+            .field("pr_dir", &self.pr_dir)
+            .finish()
     }
 }
 
@@ -120,6 +128,29 @@ impl Handlers {
     pub fn register(&mut self, subtype: &str, open: OpenFn) -> &mut Self {
         self.map.insert(subtype.to_owned(), open);
         self
+    }
+
+    /// Keep each device's persistent reservations (when an initiator sets
+    /// APTPL, SPC-4 §5.13.5) in `dir`, one file per device named
+    /// `user_<hba>-<dev>.pr`, written atomically by
+    /// [`FilePrStore`]. Reservations saved there are restored when the
+    /// device is served again, after a restart of the handler or of the
+    /// machine. Without it, APTPL is refused (PTPL_C is zero).
+    ///
+    /// The kernel passes PERSISTENT RESERVE commands to the handler only
+    /// when the device's `attrib/emulate_pr` is 0.
+    pub fn persist_reservations_in(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.pr_dir = Some(dir.into());
+        self
+    }
+
+    /// Where `spec`'s persistent reservations are kept, if
+    /// [`persist_reservations_in`](Self::persist_reservations_in) was set.
+    #[must_use]
+    pub fn pr_store(&self, spec: &DeviceSpec) -> Option<Arc<dyn PrStore>> {
+        let dir = self.pr_dir.as_ref()?;
+        let file = format!("user_{}-{}.pr", spec.hba, spec.dev);
+        Some(Arc::new(FilePrStore::new(dir.join(file))))
     }
 
     /// The registered subtypes.
@@ -450,8 +481,34 @@ mod tests {
         h
     }
 
+    #[test]
+    fn accepts_pr_dir_with_one_file_per_device() {
+        let mut h = handlers();
+        assert!(h.pr_store(&spec("zero", "1", 0)).is_none());
+        let dir = tempfile::tempdir().unwrap();
+        h.persist_reservations_in(dir.path());
+        let mut s = spec("zero", "1", 0);
+        s.hba = 3;
+        let store = h.pr_store(&s).unwrap();
+        assert_eq!(store.load().unwrap(), None);
+        let state = tgtkit_scsi_core::pr::PrState {
+            aptpl: true,
+            ..Default::default()
+        };
+        store.save(&state).unwrap();
+        assert!(dir.path().join("user_3-d.pr").is_file());
+        // A second handle on the same device sees the saved state; another
+        // device does not.
+        assert_eq!(h.pr_store(&s).unwrap().load().unwrap(), Some(state));
+        assert_eq!(
+            h.pr_store(&spec("zero", "1", 0)).unwrap().load().unwrap(),
+            None
+        );
+    }
+
     fn spec(subtype: &str, argument: &str, size: u64) -> DeviceSpec {
         DeviceSpec {
+            hba: 0,
             dev: "d".into(),
             subtype: subtype.into(),
             argument: argument.into(),
