@@ -3,10 +3,16 @@
 //! The medium is cut into chunks (64 KiB by default) that are allocated on
 //! first write and kept in a sharded map, so a 1 TiB ram disk costs only
 //! what has been written to it. Reads of never-written chunks return zeroes
-//! without allocating. There is no global lock on the data path: a request
-//! takes one shard's read lock to find each chunk (shared with every other
-//! reader and writer; only allocating or freeing a chunk takes it
-//! exclusively), then that chunk's own lock while it copies.
+//! without allocating.
+//!
+//! Each shard is one reader-writer lock over its part of the map *and* the
+//! bytes of its chunks; chunk `i` lives in shard `i % 256`, so consecutive
+//! chunks (and unrelated requests) land in different shards. A request is
+//! cut at chunk boundaries and each piece takes its shard's lock once:
+//! shared to read, exclusive to write. A 4 KiB read is therefore one lock
+//! round trip, one hash lookup and one copy, done inline
+//! ([`Backstore::read_nowait`]) without a future. Writers of one shard
+//! exclude its readers only while they copy one piece (at most a chunk).
 //!
 //! Discard (and write-zeroes with `may_unmap`) frees whole chunks and zeroes
 //! the partial ones at the edges, so deallocated ranges read back as zeroes
@@ -36,10 +42,11 @@
 //! assert_eq!(disk.geometry().blocks(), (1 << 30) / 4096);
 //! ```
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use tgtkit_scsi_core::backstore::{
@@ -50,7 +57,7 @@ use tgtkit_scsi_core::buffer::DataBuffer;
 use crate::error::{check_geometry, check_range, ConfigError};
 
 /// Number of map shards; a power of two.
-const SHARDS: usize = 64;
+const SHARDS: usize = 256;
 /// Default chunk size.
 const DEFAULT_CHUNK: usize = 64 * 1024;
 /// Largest chunk size accepted.
@@ -77,24 +84,21 @@ impl Hasher for IndexHasher {
     }
 }
 
-type ChunkMap = HashMap<u64, Arc<Chunk>, BuildHasherDefault<IndexHasher>>;
+/// Chunk index to chunk bytes; the shard's lock guards both.
+type ChunkMap = HashMap<u64, Box<[u8]>, BuildHasherDefault<IndexHasher>>;
 
-/// One allocated chunk. Its lock is held only while copying.
-struct Chunk {
-    data: RwLock<Box<[u8]>>,
-}
+/// One shard, alone on its cache line so that locking one shard does not
+/// bounce its neighbours' lines between cores.
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard(RwLock<ChunkMap>);
 
-impl Chunk {
-    fn new(size: usize) -> Self {
-        Self {
-            data: RwLock::new(vec![0u8; size].into_boxed_slice()),
-        }
+impl Shard {
+    fn read(&self) -> RwLockReadGuard<'_, ChunkMap> {
+        self.0.read().unwrap_or_else(PoisonError::into_inner)
     }
-    fn read(&self) -> RwLockReadGuard<'_, Box<[u8]>> {
-        self.data.read().unwrap_or_else(PoisonError::into_inner)
-    }
-    fn write(&self) -> RwLockWriteGuard<'_, Box<[u8]>> {
-        self.data.write().unwrap_or_else(PoisonError::into_inner)
+    fn write(&self) -> RwLockWriteGuard<'_, ChunkMap> {
+        self.0.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -193,9 +197,7 @@ impl RamOptions {
         let chunk_u64 = chunk as u64;
         let limit_chunks = self.memory_limit.map_or(u64::MAX, |b| b / chunk_u64);
         Ok(RamBackstore {
-            shards: (0..SHARDS)
-                .map(|_| RwLock::new(ChunkMap::default()))
-                .collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             size: AtomicU64::new(size),
             logical,
             physical,
@@ -211,7 +213,7 @@ impl RamOptions {
 
 /// A sparse in-memory backstore; see the [module documentation](self).
 pub struct RamBackstore {
-    shards: Box<[RwLock<ChunkMap>]>,
+    shards: Box<[Shard]>,
     size: AtomicU64,
     logical: u32,
     physical: u32,
@@ -309,50 +311,51 @@ impl RamBackstore {
         Ok(())
     }
 
-    fn shard(&self, index: u64) -> &RwLock<ChunkMap> {
+    fn shard(&self, index: u64) -> &Shard {
         // The mask keeps the value below SHARDS, so the cast is lossless.
         #[allow(clippy::cast_possible_truncation)]
         let i = (index as usize) & (SHARDS - 1);
         &self.shards[i]
     }
 
-    fn lookup(&self, index: u64) -> Option<Arc<Chunk>> {
-        self.shard(index)
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&index)
-            .cloned()
+    fn is_allocated(&self, index: u64) -> bool {
+        self.shard(index).read().contains_key(&index)
     }
 
-    fn lookup_or_allocate(&self, index: u64) -> IoResult<Arc<Chunk>> {
-        if let Some(chunk) = self.lookup(index) {
-            return Ok(chunk);
+    /// Run `f` on chunk `index` under its shard's exclusive lock,
+    /// allocating the chunk (zeroed) first if it does not exist.
+    fn with_chunk_mut(&self, index: u64, f: impl FnOnce(&mut [u8])) -> IoResult<()> {
+        let shard = self.shard(index);
+        {
+            let mut map = shard.write();
+            if let Some(chunk) = map.get_mut(&index) {
+                f(chunk);
+                return Ok(());
+            }
         }
-        // Reserve before allocating so the cap holds under races.
+        // Reserve before allocating so the cap holds under races, and
+        // allocate outside the lock: zeroing a chunk takes a while.
         let prev = self.allocated.fetch_add(1, Ordering::Relaxed);
         if prev >= self.limit_chunks {
             self.allocated.fetch_sub(1, Ordering::Relaxed);
             return Err(IoError::NoSpace);
         }
-        let fresh = Arc::new(Chunk::new(self.chunk_size()));
-        let mut map = self
-            .shard(index)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(existing) = map.get(&index) {
-            self.allocated.fetch_sub(1, Ordering::Relaxed);
-            return Ok(Arc::clone(existing));
-        }
-        map.insert(index, Arc::clone(&fresh));
-        Ok(fresh)
+        let fresh = vec![0u8; self.chunk_size()].into_boxed_slice();
+        let mut map = shard.write();
+        let chunk = match map.entry(index) {
+            Entry::Occupied(o) => {
+                // Another writer allocated it meanwhile.
+                self.allocated.fetch_sub(1, Ordering::Relaxed);
+                o.into_mut()
+            }
+            Entry::Vacant(v) => v.insert(fresh),
+        };
+        f(chunk);
+        Ok(())
     }
 
     fn remove(&self, index: u64) {
-        let removed = self
-            .shard(index)
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&index);
+        let removed = self.shard(index).write().remove(&index);
         if removed.is_some() {
             self.allocated.fetch_sub(1, Ordering::Relaxed);
         }
@@ -399,9 +402,9 @@ impl RamBackstore {
             > self.allocated.load(Ordering::Relaxed).saturating_mul(4) + 64
         {
             for shard in &*self.shards {
-                let mut map = shard.write().unwrap_or_else(PoisonError::into_inner);
+                let mut map = shard.write();
                 let mut dropped = 0u64;
-                map.retain(|&index, chunk_ref| {
+                map.retain(|&index, bytes| {
                     let start = index << self.chunk_shift;
                     let end = start + chunk as u64;
                     if end <= from || start >= to {
@@ -414,7 +417,7 @@ impl RamBackstore {
                     let lo = from.max(start) - start;
                     let hi = to.min(end) - start;
                     #[allow(clippy::cast_possible_truncation)]
-                    chunk_ref.write()[lo as usize..hi as usize].fill(0);
+                    bytes[lo as usize..hi as usize].fill(0);
                     true
                 });
                 self.allocated.fetch_sub(dropped, Ordering::Relaxed);
@@ -424,8 +427,8 @@ impl RamBackstore {
         for p in self.pieces(from, span) {
             if p.len == chunk {
                 self.remove(p.index);
-            } else if let Some(c) = self.lookup(p.index) {
-                c.write()[p.within..p.within + p.len].fill(0);
+            } else if let Some(bytes) = self.shard(p.index).write().get_mut(&p.index) {
+                bytes[p.within..p.within + p.len].fill(0);
             }
         }
     }
@@ -441,15 +444,36 @@ impl RamBackstore {
     fn next_allocated(&self, from: u64) -> Option<u64> {
         self.shards
             .iter()
-            .filter_map(|s| {
-                s.read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .keys()
-                    .copied()
-                    .filter(|&k| k >= from)
-                    .min()
-            })
+            .filter_map(|s| s.read().keys().copied().filter(|&k| k >= from).min())
             .min()
+    }
+
+    /// The whole read, done in place: one shared shard lock per piece.
+    fn read_now(&self, offset: u64, buf: &DataBuffer) -> IoResult<()> {
+        let len = buf.len() as u64;
+        check_range(offset, len, self.size.load(Ordering::Acquire))?;
+        for p in self.pieces(offset, len) {
+            let map = self.shard(p.index).read();
+            if let Some(bytes) = map.get(&p.index) {
+                buf.write_at(p.at, &bytes[p.within..p.within + p.len]);
+            } else {
+                drop(map);
+                buf.fill(p.at, p.len, 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// The whole write, done in place: one exclusive shard lock per piece.
+    fn write_now(&self, offset: u64, buf: &DataBuffer) -> IoResult<()> {
+        let len = buf.len() as u64;
+        self.check_write(offset, len)?;
+        for p in self.pieces(offset, len) {
+            self.with_chunk_mut(p.index, |bytes| {
+                buf.read_at(p.at, &mut bytes[p.within..p.within + p.len]);
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -479,45 +503,27 @@ impl Backstore for RamBackstore {
     }
 
     async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
-        check_range(offset, buf.len() as u64, self.size.load(Ordering::Acquire))?;
-        for p in self.pieces(offset, buf.len() as u64) {
-            // Copy under the shard's read lock (lock order: shard, then
-            // chunk) rather than cloning the chunk's Arc.
-            let map = self
-                .shard(p.index)
-                .read()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let Some(chunk) = map.get(&p.index) {
-                let data = chunk.read();
-                buf.write_at(p.at, &data[p.within..p.within + p.len]);
-            } else {
-                drop(map);
-                buf.fill(p.at, p.len, 0);
-            }
-        }
-        Ok(())
+        self.read_now(offset, &buf)
+    }
+
+    fn read_nowait(&self, offset: u64, buf: &DataBuffer) -> Option<IoResult<()>> {
+        Some(self.read_now(offset, buf))
     }
 
     async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
         // Memory is as durable as this medium gets: FUA needs nothing more.
         let _ = flags;
-        self.check_write(offset, buf.len() as u64)?;
-        for p in self.pieces(offset, buf.len() as u64) {
-            {
-                let map = self
-                    .shard(p.index)
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if let Some(chunk) = map.get(&p.index) {
-                    buf.read_at(p.at, &mut chunk.write()[p.within..p.within + p.len]);
-                    continue;
-                }
-            }
-            let chunk = self.lookup_or_allocate(p.index)?;
-            let mut data = chunk.write();
-            buf.read_at(p.at, &mut data[p.within..p.within + p.len]);
-        }
-        Ok(())
+        self.write_now(offset, &buf)
+    }
+
+    fn write_nowait(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        flags: WriteFlags,
+    ) -> Option<IoResult<()>> {
+        let _ = flags;
+        Some(self.write_now(offset, buf))
     }
 
     async fn flush(&self) -> IoResult<()> {
@@ -539,8 +545,9 @@ impl Backstore for RamBackstore {
         // Without may_unmap the range must end up mapped (SBC-4 5.50: WRITE
         // SAME without UNMAP maps the LBAs).
         for p in self.pieces(offset, len) {
-            let chunk = self.lookup_or_allocate(p.index)?;
-            chunk.write()[p.within..p.within + p.len].fill(0);
+            self.with_chunk_mut(p.index, |bytes| {
+                bytes[p.within..p.within + p.len].fill(0);
+            })?;
         }
         Ok(())
     }
@@ -557,11 +564,11 @@ impl Backstore for RamBackstore {
         let end = offset + len;
         let shift = self.chunk_shift;
         let first = offset >> shift;
-        let mapped = self.lookup(first).is_some();
+        let mapped = self.is_allocated(first);
         let mut index = first + 1;
         let mut walked = 0u64;
         while (index << shift) < end && walked < MAX_WALK {
-            if self.lookup(index).is_some() != mapped {
+            if self.is_allocated(index) != mapped {
                 break;
             }
             index += 1;
@@ -599,6 +606,7 @@ impl Backstore for RamBackstore {
 mod tests {
     use super::*;
     use futures::executor::block_on;
+    use std::sync::Arc;
 
     #[test]
     fn accepts_sparse_writes_and_reads_zeroes_elsewhere() {
@@ -692,5 +700,62 @@ mod tests {
             ram.discard(0, 1 << 50).await.unwrap();
             assert_eq!(ram.allocated_bytes(), 0);
         });
+    }
+
+    #[test]
+    fn accepts_inline_requests_with_the_async_results() {
+        let ram = RamOptions::new()
+            .memory_limit(2 * 65536)
+            .build(1 << 20)
+            .unwrap();
+        let data: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+        // Across a chunk boundary, inline.
+        let at = 65536 - 1024;
+        let w = ram.write_nowait(at, &DataBuffer::from_vec(data.clone()), WriteFlags::FUA);
+        assert!(matches!(w, Some(Ok(()))));
+        let inline = DataBuffer::zeroed(8192);
+        assert!(matches!(ram.read_nowait(at - 2048, &inline), Some(Ok(()))));
+        let awaited = DataBuffer::zeroed(8192);
+        block_on(ram.read(at - 2048, awaited.clone())).unwrap();
+        assert_eq!(inline.to_vec(), awaited.to_vec());
+        assert_eq!(&inline.to_vec()[2048..2048 + 4096], &data[..]);
+        // The same refusals as the async methods.
+        let past = ram.read_nowait(1 << 20, &DataBuffer::zeroed(512));
+        assert!(matches!(past, Some(Err(IoError::OutOfRange))));
+        let third = ram.write_nowait(4 << 16, &DataBuffer::zeroed(512), WriteFlags::empty());
+        assert!(matches!(third, Some(Err(IoError::NoSpace))));
+        ram.set_read_only(true);
+        let ro = ram.write_nowait(0, &DataBuffer::zeroed(512), WriteFlags::empty());
+        assert!(matches!(ro, Some(Err(IoError::ReadOnly))));
+    }
+
+    #[test]
+    fn rejects_torn_reads_under_concurrent_writes_in_one_shard() {
+        // Chunks 0 and SHARDS share a shard; a reader of either must see each
+        // write whole (each piece is copied under the shard's lock).
+        let ram = Arc::new(RamBackstore::new(1 << 26).unwrap());
+        let far = (SHARDS as u64) << 16;
+        let writer = {
+            let ram = Arc::clone(&ram);
+            std::thread::spawn(move || {
+                for i in 0..2000u32 {
+                    let byte = if i % 2 == 0 { 0xaa } else { 0x55 };
+                    for at in [0, far] {
+                        let buf = DataBuffer::from_vec(vec![byte; 4096]);
+                        ram.write_nowait(at, &buf, WriteFlags::empty())
+                            .unwrap()
+                            .unwrap();
+                    }
+                }
+            })
+        };
+        let out = DataBuffer::zeroed(4096);
+        for i in 0..2000u64 {
+            let at = if i % 2 == 0 { 0 } else { far };
+            ram.read_nowait(at, &out).unwrap().unwrap();
+            let v = out.to_vec();
+            assert!(v.iter().all(|&b| b == v[0]), "torn read at {at}");
+        }
+        writer.join().unwrap();
     }
 }

@@ -107,6 +107,17 @@ fn hot(c: &mut Criterion) {
     group.bench_function("ram-read-4k", |bench| {
         bench.iter(|| block_on(ram.read(0, buf.clone())).unwrap());
     });
+    // The synchronous fast path the engine takes: no future, no clone.
+    group.bench_function("ram-read-nowait-4k", |bench| {
+        bench.iter(|| ram.read_nowait(0, &buf).unwrap().unwrap());
+    });
+    group.bench_function("ram-write-nowait-4k", |bench| {
+        bench.iter(|| {
+            ram.write_nowait(0, &buf, WriteFlags::empty())
+                .unwrap()
+                .unwrap();
+        });
+    });
     group.finish();
 }
 

@@ -3,7 +3,10 @@
 //! overhead reads as a ratio (goal: at most 1.5x the memcpy).
 //!
 //! `cargo bench -p tgtkit-benches --bench engine` prints both figures and
-//! the ratio of their medians at the end.
+//! the ratio of their medians at the end. Timings on a shared machine are
+//! noisy; `benches/profile.sh` gives the repeatable figure (callgrind
+//! instructions per READ, WRITE and bare memcpy, from
+//! `benches/examples/engine_loop.rs`).
 
 use std::hint::black_box;
 use std::sync::Arc;

@@ -13,6 +13,58 @@
 //! A backstore reports a size change by returning the new size from
 //! [`Backstore::geometry`]: the engine compares it before each command and
 //! raises CAPACITY DATA HAS CHANGED on every nexus when it differs.
+//!
+//! # The synchronous fast path
+//!
+//! Every call to an `async-trait` method allocates its future on the heap.
+//! For a backstore whose data is at hand (memory, a cache hit) that box,
+//! and the suspension machinery around it, cost more than the I/O itself.
+//! Such a backstore also implements [`Backstore::read_nowait`] and
+//! [`Backstore::write_nowait`]: the device model calls them first and
+//! awaits [`Backstore::read`]/[`Backstore::write`] only when they return
+//! `None` ("this would have to wait"). It is the same contract as
+//! `preadv2(RWF_NOWAIT)`: complete now, or do nothing and say so. Both
+//! default to `None`, so a backstore without a fast path needs no code,
+//! and the result of a request never depends on which path served it.
+//!
+//! ```
+//! use tgtkit_scsi_core::backstore::*;
+//! use tgtkit_scsi_core::buffer::DataBuffer;
+//!
+//! /// A medium that reads as zeroes and discards writes, all inline.
+//! struct Null;
+//!
+//! impl Null {
+//!     fn check(&self, offset: u64, buf: &DataBuffer) -> IoResult<()> {
+//!         match offset.checked_add(buf.len() as u64) {
+//!             Some(end) if end <= 1 << 20 => Ok(()),
+//!             _ => Err(IoError::OutOfRange),
+//!         }
+//!     }
+//! }
+//!
+//! #[async_trait::async_trait]
+//! impl Backstore for Null {
+//!     fn geometry(&self) -> Geometry { Geometry::new(1 << 20, 512) }
+//!     fn capabilities(&self) -> Capabilities { Capabilities::empty() }
+//!     async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
+//!         self.check(offset, &buf)?;
+//!         buf.fill(0, buf.len(), 0);
+//!         Ok(())
+//!     }
+//!     async fn write(&self, offset: u64, buf: DataBuffer, _: WriteFlags) -> IoResult<()> {
+//!         self.check(offset, &buf)
+//!     }
+//!     async fn flush(&self) -> IoResult<()> { Ok(()) }
+//!     // The fast path: the same work, without a future.
+//!     fn read_nowait(&self, offset: u64, buf: &DataBuffer) -> Option<IoResult<()>> {
+//!         Some(self.check(offset, buf).map(|()| { buf.fill(0, buf.len(), 0); }))
+//!     }
+//!     fn write_nowait(&self, offset: u64, buf: &DataBuffer, _: WriteFlags) -> Option<IoResult<()>> {
+//!         Some(self.check(offset, buf))
+//!     }
+//! }
+//! ```
 
 use std::io;
 
@@ -195,6 +247,45 @@ pub trait Backstore: Send + Sync + 'static {
 
     /// Make every completed write durable.
     async fn flush(&self) -> IoResult<()>;
+
+    /// Read `buf.len()` bytes at `offset` into `buf` without suspending, if
+    /// this backstore can: the synchronous fast path of
+    /// [`read`](Backstore::read) (see the [module documentation](self)).
+    ///
+    /// Returns `Some(result)` when the read was done here, with exactly the
+    /// result and effect [`read`](Backstore::read) would have had, or `None`
+    /// when it would have to wait (I/O to issue, a lock held for long, a
+    /// cache miss); `None` means nothing was done, and the caller then
+    /// awaits [`read`](Backstore::read) with the same arguments.
+    ///
+    /// It runs on the caller's executor thread, so it must not block: no
+    /// syscall that can sleep on the medium, no lock that may be held
+    /// across I/O. Short, uncontended locks and memory copies are what it is
+    /// for. The buffer is borrowed because the data has moved by the time
+    /// this returns. The default returns `None`.
+    ///
+    /// A backstore that wraps another and changes what `read` does (a
+    /// size limit, a fault injector) must apply the same change here or
+    /// leave the default.
+    fn read_nowait(&self, offset: u64, buf: &DataBuffer) -> Option<IoResult<()>> {
+        let _ = (offset, buf);
+        None
+    }
+
+    /// Write `buf` at `offset` without suspending, if this backstore can:
+    /// the synchronous fast path of [`write`](Backstore::write), under the
+    /// same contract as [`read_nowait`](Backstore::read_nowait). With
+    /// [`WriteFlags::FUA`] it returns `Some` only if the data is durable.
+    /// The default returns `None`.
+    fn write_nowait(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        flags: WriteFlags,
+    ) -> Option<IoResult<()>> {
+        let _ = (offset, buf, flags);
+        None
+    }
 
     /// Deallocate `len` bytes at `offset`. Only called with
     /// [`Capabilities::DISCARD`]. What the range reads back afterwards is

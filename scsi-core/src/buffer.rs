@@ -271,6 +271,16 @@ impl DataBuffer {
             return 0;
         }
         let len = len.min(self.len - offset);
+        if let Segments::One(seg) = &self.segments {
+            // The common case (one contiguous buffer): no segment walk.
+            // SAFETY: `start + offset + len <= start + self.len <= seg.len`
+            // (every view lies inside its segments), so the range stays
+            // inside the segment, which the constructor's contract keeps
+            // valid while `self.owner` (borrowed through `self`) is alive.
+            let slice = unsafe { VolatileSlice::new(seg.addr.add(self.start + offset), len) };
+            f(slice, 0);
+            return len;
+        }
         let mut pos = 0usize; // position in this view
         let mut done = 0usize;
         for seg in self.segments() {

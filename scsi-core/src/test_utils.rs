@@ -130,6 +130,35 @@ impl MemBackstore {
     }
 }
 
+impl MemBackstore {
+    /// `read` and `read_nowait`: everything is in memory.
+    fn read_now(&self, offset: u64, buf: &DataBuffer) -> IoResult<()> {
+        if self.fail_reads.load(Ordering::Relaxed) {
+            return Err(IoError::Read(std::io::Error::other(
+                "injected read failure",
+            )));
+        }
+        let (start, end) = self.range(offset, buf.len() as u64)?;
+        let data = lock(&self.data);
+        buf.write_at(0, &data[start..end]);
+        Ok(())
+    }
+
+    /// `write` and `write_nowait`.
+    fn write_now(&self, offset: u64, buf: &DataBuffer, flags: WriteFlags) -> IoResult<()> {
+        if self.read_only {
+            return Err(IoError::ReadOnly);
+        }
+        let (start, end) = self.range(offset, buf.len() as u64)?;
+        buf.read_at(0, &mut lock(&self.data)[start..end]);
+        self.mark(start, end, true);
+        if flags.contains(WriteFlags::FUA) {
+            self.fua_writes.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -151,28 +180,24 @@ impl Backstore for MemBackstore {
     }
 
     async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
-        if self.fail_reads.load(Ordering::Relaxed) {
-            return Err(IoError::Read(std::io::Error::other(
-                "injected read failure",
-            )));
-        }
-        let (start, end) = self.range(offset, buf.len() as u64)?;
-        let data = lock(&self.data);
-        buf.write_at(0, &data[start..end]);
-        Ok(())
+        self.read_now(offset, &buf)
     }
 
     async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
-        if self.read_only {
-            return Err(IoError::ReadOnly);
-        }
-        let (start, end) = self.range(offset, buf.len() as u64)?;
-        buf.read_at(0, &mut lock(&self.data)[start..end]);
-        self.mark(start, end, true);
-        if flags.contains(WriteFlags::FUA) {
-            self.fua_writes.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(())
+        self.write_now(offset, &buf, flags)
+    }
+
+    fn read_nowait(&self, offset: u64, buf: &DataBuffer) -> Option<IoResult<()>> {
+        Some(self.read_now(offset, buf))
+    }
+
+    fn write_nowait(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        flags: WriteFlags,
+    ) -> Option<IoResult<()>> {
+        Some(self.write_now(offset, buf, flags))
     }
 
     async fn flush(&self) -> IoResult<()> {

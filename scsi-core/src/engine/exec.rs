@@ -2,8 +2,6 @@
 
 use std::sync::Arc;
 
-use futures::future::{AbortHandle, Abortable};
-
 use crate::backstore::Geometry;
 use crate::buffer::DataBuffer;
 use crate::cdb::Cdb;
@@ -79,17 +77,19 @@ impl Target {
         let cdb = cmd.cdb.as_bytes();
         let geometry = lu.backstore.geometry();
 
-        // Unit attentions and the sense format, under one short lock.
-        let format;
-        let row;
-        {
+        // Unit attentions, reservations and size changes: looked at under
+        // the state lock, unless the lock-free summary says there is
+        // nothing to look at (the common case).
+        let row = table::lookup(cdb);
+        let format = if lu.quiet.is_quiet(cmd.nexus, geometry.size) {
+            None
+        } else {
             let mut state = lu.state();
             if geometry.size != state.last_size {
-                state.last_size = geometry.size;
+                state.set_last_size(geometry.size);
                 state.raise_all(Asc::CAPACITY_DATA_HAS_CHANGED, None);
             }
-            format = state.sense_format();
-            row = table::lookup(cdb);
+            let format = state.sense_format();
             let handler = row.as_ref().ok().map(|row| row.handler);
             let ua = state.ua_of(cmd.nexus);
             if !ua.is_empty() {
@@ -110,20 +110,23 @@ impl Target {
                     return Response::status(Status::RESERVATION_CONFLICT);
                 }
             }
-        }
+            state.note_checked(cmd.nexus);
+            Some(format)
+        };
+        // The sense format, read when a response needs it.
+        let format = || format.unwrap_or_else(|| lu.state().sense_format());
 
         let decoded = match row.and_then(|row| Cdb::decode_row(row, cdb)) {
             Ok(c) => c,
-            Err(sense) => return Response::check_condition(&sense, format),
+            Err(sense) => return Response::check_condition(&sense, format()),
         };
 
-        let (abort, registration) = AbortHandle::new_pair();
-        let Ok(guard) = lu.tasks.insert(cmd.nexus, cmd.tag, cmd.attribute, abort) else {
+        let Ok(guard) = lu.tasks.insert(cmd.nexus, cmd.tag, cmd.attribute) else {
             let sense = Sense::new(
                 crate::sense::SenseKey::ABORTED_COMMAND,
                 Asc::OVERLAPPED_COMMANDS_ATTEMPTED,
             );
-            return Response::check_condition(&sense, format);
+            return Response::check_condition(&sense, format());
         };
         let run = async {
             guard.enabled().await;
@@ -134,15 +137,27 @@ impl Target {
                 data: &cmd.data,
                 geometry,
             };
+            // READ and WRITE run inline; every other command's future is
+            // boxed, so that the largest handler future does not set the
+            // size of every command's future (which transports and
+            // executors move, byte by byte, at least once per command).
             match decoded {
+                Cdb::Read(ref rw) => sbc::read(&ctx, rw).await.map_err(Refusal::Check),
+                Cdb::Write(ref rw) => sbc::write(&ctx, rw, false).await.map_err(Refusal::Check),
                 Cdb::PersistentReserveIn { .. }
                 | Cdb::PersistentReserveOut { .. }
                 | Cdb::Reserve { .. }
-                | Cdb::Release { .. } => dispatch_reservations(&ctx, &decoded).await,
-                _ => dispatch(&ctx, &decoded).await.map_err(Refusal::Check),
+                | Cdb::Release { .. } => {
+                    // The lock-free summary stays off while it runs.
+                    let _reserving = lu.quiet.reserving(&lu);
+                    Box::pin(dispatch_reservations(&ctx, &decoded)).await
+                }
+                _ => Box::pin(dispatch(&ctx, &decoded))
+                    .await
+                    .map_err(Refusal::Check),
             }
         };
-        let outcome = Abortable::new(run, registration).await;
+        let outcome = guard.run(std::pin::pin!(run)).await;
         match (guard.finish(), outcome) {
             (Ending::AbortedSilently, _) | (Ending::Completed, Err(_)) => Response::aborted(),
             (Ending::AbortedWithStatus, _) => Response::status(Status::TASK_ABORTED),
@@ -283,6 +298,7 @@ impl Target {
                 // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
                 if state.spc2 == Some(nexus) {
                     state.spc2 = None;
+                    state.note_reservations();
                 }
                 state.ua_of(nexus).push(Asc::I_T_NEXUS_LOSS_OCCURRED);
             }
@@ -302,6 +318,7 @@ impl Target {
                 // SPC-2 reservations end with a reset; persistent ones stay
                 // (SPC-4 §5.13.1).
                 state.spc2 = None;
+                state.note_reservations();
                 // SAM-5 §6.3.3: every nexus gets the reset condition,
                 // including the one that asked for it.
                 state.raise_all(asc, None);
@@ -428,5 +445,30 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
 impl From<Status> for Response {
     fn from(status: Status) -> Self {
         Response::status(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Transports spawn `execute` on multi-threaded executors: its future
+    /// must stay `Send` (a compile-time check).
+    #[test]
+    fn accepts_execute_futures_on_any_thread() {
+        fn is_send<T: Send>(_: &T) {}
+        let target = Target::new(crate::engine::TargetConfig::default());
+        let cmd = Command {
+            nexus: NexusId(1),
+            lun: Lun::from_index(0).unwrap(),
+            tag: 0,
+            attribute: crate::engine::TaskAttribute::Simple,
+            cdb: crate::engine::RawCdb::new(&[0; 6]).unwrap(),
+            data: DataBuffer::empty(),
+        };
+        let fut = target.execute(cmd);
+        is_send(&fut);
+        let r = futures::executor::block_on(fut);
+        assert_eq!(r.status, Status::CHECK_CONDITION); // no LU 0
     }
 }

@@ -1,10 +1,15 @@
 //! Logical units: a backstore plus the state SPC and SBC keep per unit.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
-use crate::backstore::{Backstore, Capabilities};
+use crate::backstore::{Backstore, Capabilities, Extent, Geometry, IoResult, WriteFlags};
+use crate::buffer::DataBuffer;
 use crate::engine::task::TaskSet;
 use crate::engine::ua::UaQueue;
 use crate::engine::NexusId;
@@ -109,6 +114,95 @@ impl ModeParams {
     }
 }
 
+/// Slots of [`Quiet::clean`]; a power of two.
+const CLEAN_SLOTS: usize = 64;
+
+/// A lock-free summary of [`LuState`] that lets most commands skip its
+/// lock: when it says "quiet" for a nexus, that nexus has no unit attention
+/// pending, no reservation is held on the logical unit (so none can
+/// conflict), none is being changed, and the medium's size has not changed
+/// since it was last reported.
+///
+/// It may say "not quiet" when things are quiet (the command then takes the
+/// lock and looks), never the reverse: every change that could make a
+/// command need the lock clears it first, under the state lock, and only
+/// the locked path sets it. A command that reads "quiet" just before such a
+/// change is ordered before the change, as it would be had it taken the
+/// lock first.
+#[derive(Debug)]
+pub(crate) struct Quiet {
+    /// Slot `id % CLEAN_SLOTS` holds `id` when nexus `id` has an empty unit
+    /// attention queue here (0: no nexus; ids start at 1).
+    clean: [AtomicU64; CLEAN_SLOTS],
+    /// A reservation (SPC-2 or persistent) may be held.
+    reserved: AtomicBool,
+    /// Reservation commands running (they may create a reservation).
+    reserving: AtomicUsize,
+    /// The medium size last reported (mirror of [`LuState::last_size`]).
+    size: AtomicU64,
+}
+
+impl Quiet {
+    fn new(size: u64, reserved: bool) -> Self {
+        Self {
+            clean: std::array::from_fn(|_| AtomicU64::new(0)),
+            reserved: AtomicBool::new(reserved),
+            reserving: AtomicUsize::new(0),
+            size: AtomicU64::new(size),
+        }
+    }
+
+    fn slot(&self, nexus: NexusId) -> &AtomicU64 {
+        // The mask keeps the index below CLEAN_SLOTS: the cast is lossless.
+        #[allow(clippy::cast_possible_truncation)]
+        let i = (nexus.0 as usize) & (CLEAN_SLOTS - 1);
+        &self.clean[i]
+    }
+
+    /// Whether a command from `nexus` on a medium of `size` bytes may skip
+    /// the state lock.
+    pub(crate) fn is_quiet(&self, nexus: NexusId, size: u64) -> bool {
+        self.slot(nexus).load(Ordering::Acquire) == nexus.0
+            && self.reserving.load(Ordering::Acquire) == 0
+            && !self.reserved.load(Ordering::Acquire)
+            && self.size.load(Ordering::Acquire) == size
+    }
+
+    /// `nexus` may have a unit attention pending now (under the state lock).
+    fn forget(&self, nexus: NexusId) {
+        let _ = self
+            .slot(nexus)
+            .compare_exchange(nexus.0, 0, Ordering::AcqRel, Ordering::Relaxed);
+    }
+
+    /// Every nexus may have a unit attention pending (under the state lock).
+    fn forget_all(&self) {
+        for slot in &self.clean {
+            slot.store(0, Ordering::Release);
+        }
+    }
+
+    /// A reservation command starts; the returned guard ends it.
+    pub(crate) fn reserving<'a>(&'a self, lu: &'a LogicalUnit) -> Reserving<'a> {
+        self.reserving.fetch_add(1, Ordering::AcqRel);
+        Reserving { lu }
+    }
+}
+
+/// A running reservation command (see [`Quiet::reserving`]): when it ends,
+/// the summary learns whether a reservation is now held.
+pub(crate) struct Reserving<'a> {
+    lu: &'a LogicalUnit,
+}
+
+impl Drop for Reserving<'_> {
+    fn drop(&mut self) {
+        let quiet = &self.lu.quiet;
+        self.lu.state().note_reservations();
+        quiet.reserving.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// Mutable per-LU state, behind one short-held lock.
 #[derive(Debug)]
 pub(crate) struct LuState {
@@ -124,16 +218,50 @@ pub(crate) struct LuState {
     /// they last reached this LU: a new nexus with one of them gets I_T
     /// NEXUS LOSS OCCURRED (SAM-5 §6.3.4).
     pub lost: HashSet<(String, u16)>,
+    /// The lock-free summary this state keeps up to date (shared with the
+    /// [`LogicalUnit`]). Code that changes `ua` other than through
+    /// [`LuState::ua_of`] and [`LuState::raise_all`] must call
+    /// [`LuState::forget_ua`].
+    quiet: Arc<Quiet>,
 }
 
 impl LuState {
     /// The UA queue of `nexus`, created with POWER ON on first contact.
     pub(crate) fn ua_of(&mut self, nexus: NexusId) -> &mut UaQueue {
+        self.quiet.forget(nexus);
         self.ua.entry(nexus).or_insert_with(UaQueue::power_on)
+    }
+
+    /// Tell the lock-free summary that `nexus` may have a unit attention
+    /// pending (after changing `ua` directly).
+    pub(crate) fn forget_ua(&self, nexus: NexusId) {
+        self.quiet.forget(nexus);
+    }
+
+    /// After a command's unit attention check: remember `nexus` as quiet
+    /// if nothing is pending for it.
+    pub(crate) fn note_checked(&self, nexus: NexusId) {
+        if self.ua.get(&nexus).is_some_and(UaQueue::is_empty) {
+            self.quiet.slot(nexus).store(nexus.0, Ordering::Release);
+        }
+    }
+
+    /// Tell the lock-free summary whether a reservation is held (after
+    /// releasing one outside a reservation command).
+    pub(crate) fn note_reservations(&self) {
+        let held = self.spc2.is_some() || self.pr.reservation.is_some();
+        self.quiet.reserved.store(held, Ordering::Release);
+    }
+
+    /// Record the medium size reported from now on.
+    pub(crate) fn set_last_size(&mut self, size: u64) {
+        self.last_size = size;
+        self.quiet.size.store(size, Ordering::Release);
     }
 
     /// Queue `asc` for every nexus known to this LU except `except`.
     pub(crate) fn raise_all(&mut self, asc: Asc, except: Option<NexusId>) {
+        self.quiet.forget_all();
         for (n, q) in &mut self.ua {
             if Some(*n) != except {
                 q.push(asc);
@@ -150,14 +278,111 @@ impl LuState {
     }
 }
 
+/// A backstore request: finished on the fast path, or the backstore's own
+/// (boxed) future.
+pub(crate) enum IoFuture<'a> {
+    /// Done inline; `None` once polled to completion.
+    Done(Option<IoResult<()>>),
+    /// Awaiting the backstore.
+    Waiting(Pin<Box<dyn Future<Output = IoResult<()>> + Send + 'a>>),
+}
+
+impl Future for IoFuture<'_> {
+    type Output = IoResult<()>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<IoResult<()>> {
+        // `IoFuture` is `Unpin` (a value or a `Pin<Box>`).
+        match self.get_mut() {
+            IoFuture::Done(done) => match done.take() {
+                Some(result) => Poll::Ready(result),
+                None => Poll::Pending, // polled after completion
+            },
+            IoFuture::Waiting(fut) => fut.as_mut().poll(cx),
+        }
+    }
+}
+
+/// The backstore of a logical unit, as the device models call it.
+///
+/// The same methods as [`Backstore`], except that `read` and `write` first
+/// try the backstore's synchronous fast path ([`Backstore::read_nowait`],
+/// [`Backstore::write_nowait`]) and await its boxed future only when that
+/// declines. Device models keep calling `ctx.lu.backstore.read(..).await`.
+pub(crate) struct LuBackstore(Arc<dyn Backstore>);
+
+impl LuBackstore {
+    pub(crate) fn geometry(&self) -> Geometry {
+        self.0.geometry()
+    }
+
+    pub(crate) fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+
+    /// [`Backstore::read`], done at once when the backstore can: the fast
+    /// path runs here, before the caller awaits, so the returned future is
+    /// either a finished result or the backstore's boxed future (and does
+    /// not hold the buffer).
+    pub(crate) fn read(&self, offset: u64, buf: DataBuffer) -> IoFuture<'_> {
+        match self.0.read_nowait(offset, &buf) {
+            Some(done) => IoFuture::Done(Some(done)),
+            None => IoFuture::Waiting(self.0.read(offset, buf)),
+        }
+    }
+
+    /// [`Backstore::write`], done at once when the backstore can (see
+    /// [`LuBackstore::read`]).
+    pub(crate) fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoFuture<'_> {
+        match self.0.write_nowait(offset, &buf, flags) {
+            Some(done) => IoFuture::Done(Some(done)),
+            None => IoFuture::Waiting(self.0.write(offset, buf, flags)),
+        }
+    }
+
+    pub(crate) fn flush(&self) -> impl Future<Output = IoResult<()>> + Send + '_ {
+        self.0.flush()
+    }
+
+    pub(crate) fn discard(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = IoResult<()>> + Send + '_ {
+        self.0.discard(offset, len)
+    }
+
+    pub(crate) fn write_zeroes(
+        &self,
+        offset: u64,
+        len: u64,
+        may_unmap: bool,
+    ) -> impl Future<Output = IoResult<()>> + Send + '_ {
+        self.0.write_zeroes(offset, len, may_unmap)
+    }
+
+    pub(crate) fn allocation(
+        &self,
+        offset: u64,
+        len: u64,
+    ) -> impl Future<Output = IoResult<Extent>> + Send + '_ {
+        self.0.allocation(offset, len)
+    }
+
+    pub(crate) fn set_write_cache(&self, enabled: bool) -> IoResult<()> {
+        self.0.set_write_cache(enabled)
+    }
+}
+
 /// A logical unit of a [`Target`](super::Target).
 pub(crate) struct LogicalUnit {
-    pub backstore: Arc<dyn Backstore>,
+    pub backstore: LuBackstore,
     pub read_only: bool,
     pub serial: String,
     pub naa: u64,
     pub state: Mutex<LuState>,
-    pub tasks: Arc<TaskSet>,
+    pub tasks: TaskSet,
+    /// Lock-free summary of `state` for the hot path.
+    pub quiet: Arc<Quiet>,
     /// Writes hold it shared; COMPARE AND WRITE holds it exclusive, which
     /// makes the compare and the write atomic against every other write.
     pub write_gate: async_lock::RwLock<()>,
@@ -186,9 +411,10 @@ impl LogicalUnit {
         let naa = config.naa.unwrap_or(hash & 0x0fff_ffff_ffff_ffff);
         let write_cache =
             config.backstore.write_cache() && caps.contains(Capabilities::WRITE_CACHE);
+        let quiet = Arc::new(Quiet::new(geometry.size, pr.reservation.is_some()));
         Ok(Self {
             read_only: config.read_only || geometry.read_only,
-            backstore: config.backstore,
+            backstore: LuBackstore(config.backstore),
             serial,
             naa,
             state: Mutex::new(LuState {
@@ -198,8 +424,10 @@ impl LogicalUnit {
                 pr,
                 spc2: None,
                 lost: HashSet::new(),
+                quiet: Arc::clone(&quiet),
             }),
-            tasks: Arc::new(TaskSet::default()),
+            tasks: TaskSet::default(),
+            quiet,
             write_gate: async_lock::RwLock::new(()),
             pr_store: config.pr_store,
             pr_gate: async_lock::Mutex::new(()),

@@ -257,6 +257,7 @@ impl Target {
                 let mut q = ua::UaQueue::default();
                 q.push(Asc::I_T_NEXUS_LOSS_OCCURRED);
                 state.ua.insert(id, q);
+                state.forget_ua(id);
             }
         }
         id
@@ -280,8 +281,10 @@ impl Target {
             lu.tasks.abort_where(|n, _| n == nexus);
             let mut state = lu.state();
             state.ua.remove(&nexus);
+            state.forget_ua(nexus);
             if state.spc2 == Some(nexus) {
                 state.spc2 = None;
+                state.note_reservations();
             }
             if let Some(info) = &info {
                 // Bounded: one entry per distinct initiator port seen.

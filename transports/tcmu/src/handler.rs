@@ -390,6 +390,26 @@ impl Backstore for SizedBackstore {
         self.inner.write(offset, buf, flags).await
     }
 
+    // The inner backstore's synchronous fast path, behind the same check.
+    fn read_nowait(&self, offset: u64, buf: &DataBuffer) -> Option<IoResult<()>> {
+        if let Err(e) = self.check(offset, buf.len() as u64) {
+            return Some(Err(e));
+        }
+        self.inner.read_nowait(offset, buf)
+    }
+
+    fn write_nowait(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        flags: WriteFlags,
+    ) -> Option<IoResult<()>> {
+        if let Err(e) = self.check(offset, buf.len() as u64) {
+            return Some(Err(e));
+        }
+        self.inner.write_nowait(offset, buf, flags)
+    }
+
     async fn flush(&self) -> IoResult<()> {
         self.inner.flush().await
     }
@@ -574,5 +594,24 @@ mod tests {
         // A size that is not a multiple of the block size is cut down.
         b.set_size(1000).unwrap();
         assert_eq!(b.geometry().size, 512);
+    }
+
+    #[test]
+    fn rejects_inline_requests_past_the_configured_size() {
+        // The fast path keeps the size check; inside it, an inner backstore
+        // without a fast path declines and the caller awaits `read`.
+        let inner = Arc::new(Zero(Geometry::new(1 << 20, 512)));
+        let sized = SizedBackstore::new(inner, 4096, false);
+        let buf = DataBuffer::zeroed(512);
+        assert!(matches!(
+            sized.read_nowait(4096, &buf),
+            Some(Err(IoError::OutOfRange))
+        ));
+        assert!(matches!(
+            sized.write_nowait(4096, &buf, WriteFlags::empty()),
+            Some(Err(IoError::OutOfRange))
+        ));
+        assert!(sized.read_nowait(0, &buf).is_none());
+        assert!(sized.write_nowait(0, &buf, WriteFlags::empty()).is_none());
     }
 }
