@@ -237,6 +237,10 @@ if [ "${SKIP_PERF:-0}" != 1 ]; then
     echo -n "dev_size=$QSIZE" > $C/core/user_0/$1/control
     echo -n "dev_config=qcow/$3" > $C/core/user_0/$1/control
     echo -n "hw_block_size=512" > $C/core/user_0/$1/control
+    # Write-back, as dev0 and LIO fileio with fd_buffered_io: without it
+    # (WCE=0) tcmu-handler makes every write durable (fdatasync) while
+    # tcmu-runner's qcow handler does not, and the figures compare nothing.
+    echo 1 > $C/core/user_0/$1/attrib/emulate_write_cache
     echo 1 > $C/core/user_0/$1/enable || return 1
     mkdir -p $T/lun/lun_$2
     ln -s $C/core/user_0/$1 $T/lun/lun_$2/qcow
