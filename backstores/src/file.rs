@@ -1107,6 +1107,87 @@ mod tests {
         assert!(err.is_ok(), "lseek works on any descriptor: {err:?}");
     }
 
+    /// What the kernel itself says to `preadv2(RWF_NOWAIT)` of the first
+    /// 512 bytes of `file` (the oracle for the fast path's choices).
+    fn kernel_nowait_read(file: &File) -> io::Result<usize> {
+        let mut byte = [0u8; 512];
+        let iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: byte.len(),
+        };
+        // SAFETY: one iovec naming a live local array.
+        let r = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+        usize::try_from(r).map_err(|_| io::Error::last_os_error())
+    }
+
+    #[test]
+    fn rejects_nowait_where_the_file_system_refuses_it_and_remembers() {
+        // A memfd is shmem (tmpfs), which refuses RWF_NOWAIT on most kernels.
+        let (_dir, mut b) = with_descriptor(true, true);
+        let memfd =
+            rustix::fs::memfd_create(c"tgtkit-nowait", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let memfd = File::from(memfd);
+        memfd.set_len(65536).unwrap();
+        Arc::get_mut(&mut b.inner).unwrap().file = memfd;
+        block_on(b.write(0, DataBuffer::from_vec(vec![5; 4096]), WriteFlags::empty())).unwrap();
+        let out = DataBuffer::from_vec(vec![0xee; 4096]);
+        match kernel_nowait_read(&b.inner.file) {
+            Err(err) if sys::unsupported(&err) || err.raw_os_error() == Some(libc::EINVAL) => {
+                assert!(b.read_nowait(0, &out).is_none());
+                assert_eq!(out.to_vec(), [0xee; 4096], "nothing done");
+                assert!(!b.inner.nowait_read.load(Ordering::Relaxed), "remembered");
+                // Writes are tried (and remembered) on their own.
+                assert!(b.inner.nowait_write.load(Ordering::Relaxed));
+                assert!(b.read_nowait(0, &out).is_none());
+                // The engine still serves the read.
+                block_on(b.read(0, out.clone())).unwrap();
+                assert_eq!(out.to_vec(), [5; 4096]);
+            }
+            Err(err) => panic!("the kernel fails a cached RWF_NOWAIT read: {err}"),
+            Ok(_) => {
+                eprintln!("NOTE this kernel supports RWF_NOWAIT on shmem");
+                assert!(matches!(b.read_nowait(0, &out), Some(Ok(()))));
+                assert_eq!(out.to_vec(), [5; 4096]);
+                assert!(b.inner.nowait_read.load(Ordering::Relaxed));
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_a_failed_nowait_transfer_as_the_engine_does() {
+        // The descriptor check comes before any RWF_NOWAIT check in the
+        // kernel, so this fails the same way on every file system.
+        let (_dir, b) = with_descriptor(false, true);
+        let err = b
+            .read_nowait(0, &DataBuffer::zeroed(512))
+            .unwrap()
+            .unwrap_err();
+        let IoError::Read(io) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(io.raw_os_error(), Some(libc::EBADF));
+        assert!(
+            b.inner.nowait_read.load(Ordering::Relaxed),
+            "a real error is no refusal"
+        );
+        let (_dir, b) = with_descriptor(true, false);
+        let err = b
+            .write_nowait(0, &DataBuffer::zeroed(512), WriteFlags::empty())
+            .unwrap()
+            .unwrap_err();
+        let IoError::Write(io) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(io.raw_os_error(), Some(libc::EBADF));
+        assert!(b.inner.nowait_write.load(Ordering::Relaxed));
+        // A write needing durability never reaches the kernel inline (it
+        // would fail with EBADF if it did), whatever the file system.
+        let buf = DataBuffer::zeroed(512);
+        assert!(b.write_nowait(0, &buf, WriteFlags::FUA).is_none());
+        b.set_write_cache(false).unwrap();
+        assert!(b.write_nowait(0, &buf, WriteFlags::empty()).is_none());
+    }
+
     #[test]
     fn rejects_a_failed_write_as_write_error() {
         let (_dir, b) = with_descriptor(true, false);
