@@ -25,6 +25,29 @@
 //! [`FileOptions::write_cache`]) every write is made durable before it
 //! completes, as if it carried FUA.
 //!
+//! # The inline fast path
+//!
+//! In front of either engine, [`Backstore::read_nowait`] tries
+//! `preadv2(RWF_NOWAIT)` on the caller's thread: when the data is in the
+//! page cache the read completes there, with no hop to a worker and no
+//! wake back. [`Backstore::write_nowait`] does the same with
+//! `pwritev2(RWF_NOWAIT)` for writes that need no durability (no FUA, write
+//! cache on). Either returns `None`, and the caller awaits the engine, when
+//! the kernel says the call would block (`EAGAIN`), moves fewer bytes than
+//! asked (a partial page-cache hit: the engine then redoes the whole range,
+//! see below), or the file is opened with `O_DIRECT` (a direct transfer
+//! always reaches the medium). If the kernel or file system refuses the
+//! flag (`EOPNOTSUPP`, `EINVAL`, `ENOSYS`: tmpfs on many kernels, buffered
+//! writes on ext4) the backstore remembers that, per direction, and stops
+//! trying. Any other error is the result, mapped as the engine maps it.
+//!
+//! Redoing a range after a partial transfer is harmless: a read overwrites
+//! the whole buffer again, and a write stores the same bytes at the same
+//! offsets again. Until the command completes nobody is promised anything
+//! about the range (concurrent overlapping commands are unordered, SAM-5
+//! 4.6.22 SIMPLE task attribute), so the interim state is not observable
+//! as a different result.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use futures::executor::block_on;
@@ -65,7 +88,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -300,6 +323,8 @@ impl FileOptions {
             device_discard,
             zero_range: AtomicBool::new(true),
             seek_data: AtomicBool::new(seek_data),
+            nowait_read: AtomicBool::new(true),
+            nowait_write: AtomicBool::new(true),
             zeroes: OnceLock::new(),
         });
         let pool = BlockingPool::new("tgtkit-file", self.threads);
@@ -412,11 +437,123 @@ pub(crate) struct Inner {
     /// `fallocate(ZERO_RANGE)` is still believed to work.
     zero_range: AtomicBool,
     seek_data: AtomicBool,
+    /// `preadv2(RWF_NOWAIT)` is still believed to work.
+    nowait_read: AtomicBool,
+    /// `pwritev2(RWF_NOWAIT)` is still believed to work.
+    nowait_write: AtomicBool,
     /// A shared buffer of zeroes, aligned for direct I/O.
     zeroes: OnceLock<DataBuffer>,
 }
 
+/// What one attempt at an `RWF_NOWAIT` transfer came to.
+#[derive(Debug)]
+enum Nowait {
+    /// All of it was transferred.
+    Done,
+    /// It would block (`EAGAIN`, or fewer bytes than asked).
+    WouldBlock,
+    /// The kernel or file system refuses `RWF_NOWAIT` here.
+    Unsupported(io::Error),
+    /// A real error, which the engine would have met too.
+    Failed(io::Error),
+}
+
+/// Which way an `RWF_NOWAIT` transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// Move all of `buf` at `offset` with `RWF_NOWAIT` calls, as
+/// [`sys::preadv_all`]/[`sys::pwritev_all`] do without the flag: batches of
+/// the buffer's segments, `EINTR` repeated, a read that meets the end of a
+/// regular file zero-filling the rest. Stops at the first call that would
+/// block or moves fewer bytes than its iovecs hold; what was moved before
+/// stays moved (see the module documentation on why redoing it is fine).
+fn transfer_nowait(fd: BorrowedFd<'_>, buf: &DataBuffer, offset: u64, dir: Dir) -> Nowait {
+    let len = buf.len();
+    let mut done = 0usize;
+    let mut iov = sys::empty_iovecs();
+    while done < len {
+        let n = sys::fill_iovecs(buf, done, &mut iov);
+        let want: usize = iov[..n].iter().map(|v| v.iov_len).sum();
+        let pos = match sys::to_off(offset + done as u64) {
+            Ok(pos) => pos,
+            Err(err) => return Nowait::Failed(err),
+        };
+        // n <= IOV_BATCH, so the cast is lossless.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
+        let count = n as libc::c_int;
+        let r = match dir {
+            // SAFETY: every iovec names memory of a segment of `buf`, which
+            // `buf`'s owner keeps valid for the duration of the call; the
+            // kernel writes it like a device would (DataBuffer's contract).
+            Dir::Read => unsafe {
+                libc::preadv2(fd.as_raw_fd(), iov.as_ptr(), count, pos, libc::RWF_NOWAIT)
+            },
+            // SAFETY: every iovec names memory of a segment of `buf`, valid
+            // for reads for the duration of the call.
+            Dir::Write => unsafe {
+                libc::pwritev2(fd.as_raw_fd(), iov.as_ptr(), count, pos, libc::RWF_NOWAIT)
+            },
+        };
+        if r < 0 {
+            let err = io::Error::last_os_error();
+            return match err.raw_os_error() {
+                Some(libc::EINTR) => continue,
+                Some(libc::EAGAIN) => Nowait::WouldBlock,
+                Some(libc::EINVAL) => Nowait::Unsupported(err),
+                _ if sys::unsupported(&err) => Nowait::Unsupported(err),
+                _ => Nowait::Failed(err),
+            };
+        }
+        if r == 0 {
+            if dir == Dir::Write {
+                // The engine reports this (WriteZero); let it.
+                return Nowait::WouldBlock;
+            }
+            // End of file: zeroes, as the engine reads them.
+            buf.fill(done, len - done, 0);
+            return Nowait::Done;
+        }
+        // r > 0 and bounded by the iovec lengths.
+        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
+        let r = r as usize;
+        if r < want {
+            // Part of the range is not in the page cache (or, for a read,
+            // the file ends inside it): the engine redoes the whole range.
+            return Nowait::WouldBlock;
+        }
+        done += r;
+    }
+    Nowait::Done
+}
+
 impl Inner {
+    /// Try `buf` at `offset` inline with `RWF_NOWAIT`; `None` if it would
+    /// block or the flag is (now known to be) unsupported.
+    fn nowait(&self, offset: u64, buf: &DataBuffer, dir: Dir) -> Option<io::Result<()>> {
+        let supported = match dir {
+            Dir::Read => &self.nowait_read,
+            Dir::Write => &self.nowait_write,
+        };
+        // A direct transfer reaches the medium, so it would always wait.
+        if self.direct || !supported.load(Ordering::Relaxed) {
+            return None;
+        }
+        match transfer_nowait(self.file.as_fd(), buf, offset, dir) {
+            Nowait::Done => Some(Ok(())),
+            Nowait::WouldBlock => None,
+            Nowait::Unsupported(err) => {
+                tracing::debug!(%err, ?dir, "file backstore: RWF_NOWAIT refused; no inline fast path");
+                supported.store(false, Ordering::Relaxed);
+                None
+            }
+            Nowait::Failed(err) => Some(Err(err)),
+        }
+    }
+
     /// Read on the calling thread.
     fn read_blocking(&self, offset: u64, buf: &DataBuffer) -> io::Result<()> {
         sys::preadv_all(self.file.as_fd(), buf, offset)
@@ -801,6 +938,47 @@ impl Backstore for FileBackstore {
         self.read_direct(offset, buf).await.map_err(IoError::Read)
     }
 
+    /// `preadv2(RWF_NOWAIT)` on the caller's thread; see the
+    /// [module documentation](self#the-inline-fast-path).
+    fn read_nowait(&self, offset: u64, buf: &DataBuffer) -> Option<IoResult<()>> {
+        if let Err(err) = check_range(
+            offset,
+            buf.len() as u64,
+            self.inner.size.load(Ordering::Acquire),
+        ) {
+            return Some(Err(err));
+        }
+        if buf.is_empty() {
+            return Some(Ok(()));
+        }
+        self.inner
+            .nowait(offset, buf, Dir::Read)
+            .map(|r| r.map_err(IoError::Read))
+    }
+
+    /// `pwritev2(RWF_NOWAIT)` on the caller's thread, for writes that need
+    /// no durability: `None` with [`WriteFlags::FUA`] or the write cache
+    /// off. See the [module documentation](self#the-inline-fast-path).
+    fn write_nowait(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        flags: WriteFlags,
+    ) -> Option<IoResult<()>> {
+        if let Err(err) = self.check_write(offset, buf.len() as u64) {
+            return Some(Err(err));
+        }
+        if flags.contains(WriteFlags::FUA) || !self.inner.write_cache.load(Ordering::Relaxed) {
+            return None;
+        }
+        if buf.is_empty() {
+            return Some(Ok(()));
+        }
+        self.inner
+            .nowait(offset, buf, Dir::Write)
+            .map(|r| r.map_err(IoError::from_write))
+    }
+
     async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
         self.check_write(offset, buf.len() as u64)?;
         let durable =
@@ -927,6 +1105,87 @@ mod tests {
         );
         let err = block_on(b.allocation(0, 512)).map(|_| ());
         assert!(err.is_ok(), "lseek works on any descriptor: {err:?}");
+    }
+
+    /// What the kernel itself says to `preadv2(RWF_NOWAIT)` of the first
+    /// 512 bytes of `file` (the oracle for the fast path's choices).
+    fn kernel_nowait_read(file: &File) -> io::Result<usize> {
+        let mut byte = [0u8; 512];
+        let iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: byte.len(),
+        };
+        // SAFETY: one iovec naming a live local array.
+        let r = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, 0, libc::RWF_NOWAIT) };
+        usize::try_from(r).map_err(|_| io::Error::last_os_error())
+    }
+
+    #[test]
+    fn rejects_nowait_where_the_file_system_refuses_it_and_remembers() {
+        // A memfd is shmem (tmpfs), which refuses RWF_NOWAIT on most kernels.
+        let (_dir, mut b) = with_descriptor(true, true);
+        let memfd =
+            rustix::fs::memfd_create(c"tgtkit-nowait", rustix::fs::MemfdFlags::CLOEXEC).unwrap();
+        let memfd = File::from(memfd);
+        memfd.set_len(65536).unwrap();
+        Arc::get_mut(&mut b.inner).unwrap().file = memfd;
+        block_on(b.write(0, DataBuffer::from_vec(vec![5; 4096]), WriteFlags::empty())).unwrap();
+        let out = DataBuffer::from_vec(vec![0xee; 4096]);
+        match kernel_nowait_read(&b.inner.file) {
+            Err(err) if sys::unsupported(&err) || err.raw_os_error() == Some(libc::EINVAL) => {
+                assert!(b.read_nowait(0, &out).is_none());
+                assert_eq!(out.to_vec(), [0xee; 4096], "nothing done");
+                assert!(!b.inner.nowait_read.load(Ordering::Relaxed), "remembered");
+                // Writes are tried (and remembered) on their own.
+                assert!(b.inner.nowait_write.load(Ordering::Relaxed));
+                assert!(b.read_nowait(0, &out).is_none());
+                // The engine still serves the read.
+                block_on(b.read(0, out.clone())).unwrap();
+                assert_eq!(out.to_vec(), [5; 4096]);
+            }
+            Err(err) => panic!("the kernel fails a cached RWF_NOWAIT read: {err}"),
+            Ok(_) => {
+                eprintln!("NOTE this kernel supports RWF_NOWAIT on shmem");
+                assert!(matches!(b.read_nowait(0, &out), Some(Ok(()))));
+                assert_eq!(out.to_vec(), [5; 4096]);
+                assert!(b.inner.nowait_read.load(Ordering::Relaxed));
+            }
+        }
+    }
+
+    #[test]
+    fn rejects_a_failed_nowait_transfer_as_the_engine_does() {
+        // The descriptor check comes before any RWF_NOWAIT check in the
+        // kernel, so this fails the same way on every file system.
+        let (_dir, b) = with_descriptor(false, true);
+        let err = b
+            .read_nowait(0, &DataBuffer::zeroed(512))
+            .unwrap()
+            .unwrap_err();
+        let IoError::Read(io) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(io.raw_os_error(), Some(libc::EBADF));
+        assert!(
+            b.inner.nowait_read.load(Ordering::Relaxed),
+            "a real error is no refusal"
+        );
+        let (_dir, b) = with_descriptor(true, false);
+        let err = b
+            .write_nowait(0, &DataBuffer::zeroed(512), WriteFlags::empty())
+            .unwrap()
+            .unwrap_err();
+        let IoError::Write(io) = &err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(io.raw_os_error(), Some(libc::EBADF));
+        assert!(b.inner.nowait_write.load(Ordering::Relaxed));
+        // A write needing durability never reaches the kernel inline (it
+        // would fail with EBADF if it did), whatever the file system.
+        let buf = DataBuffer::zeroed(512);
+        assert!(b.write_nowait(0, &buf, WriteFlags::FUA).is_none());
+        b.set_write_cache(false).unwrap();
+        assert!(b.write_nowait(0, &buf, WriteFlags::empty()).is_none());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use tgtkit_scsi_core::buffer::DataBuffer;
 
 /// iovecs passed per call (well under `IOV_MAX`, 1024).
-const IOV_BATCH: usize = 64;
+pub(crate) const IOV_BATCH: usize = 64;
 
 /// `_IOR(0x12, 114, size_t)`: the size of a block device in bytes.
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
@@ -39,14 +39,16 @@ pub(crate) fn fill_iovecs(buf: &DataBuffer, skip: usize, iov: &mut [libc::iovec]
     n
 }
 
-fn empty_iovecs() -> [libc::iovec; IOV_BATCH] {
+/// An iovec array for [`fill_iovecs`], all entries empty.
+pub(crate) fn empty_iovecs() -> [libc::iovec; IOV_BATCH] {
     [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
     }; IOV_BATCH]
 }
 
-fn to_off(offset: u64) -> io::Result<libc::off_t> {
+/// `offset` as an `off_t` (EINVAL past `i64::MAX`).
+pub(crate) fn to_off(offset: u64) -> io::Result<libc::off_t> {
     libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 

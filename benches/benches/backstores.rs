@@ -2,6 +2,7 @@
 //! depth 1 and 32. Throughput is in I/Os per second (criterion's elem/s).
 //!
 //! `cargo bench -p tgtkit-benches --bench backstores [--features io-uring]`
+//! (`-- file-hot` for the file backstore's inline reads against its engines)
 
 #![allow(clippy::cast_possible_truncation)] // 64-bit targets only
 
@@ -121,6 +122,54 @@ fn hot(c: &mut Criterion) {
     group.finish();
 }
 
+/// 4 KiB reads of page-cached data from the file backstore: the engines'
+/// async `read` (a hop to a pool worker or the ring thread and a wake
+/// back) against the inline `read_nowait` (`preadv2(RWF_NOWAIT)` on the
+/// caller's thread), at the same random offsets. The nowait figure falls
+/// back to the engine when the fast path declines, as the device model
+/// does, so it is what a command pays.
+fn file_hot(c: &mut Criterion, path: &std::path::Path) {
+    let pool = FileOptions::new().threads(4).open(path).unwrap();
+    fill(&pool);
+    let buf = DataBuffer::from_vec(vec![1; BLOCK]);
+    let mut group = c.benchmark_group("backstore/file-hot");
+    group.throughput(Throughput::Elements(1));
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut declined = 0u64;
+    group.bench_function("read-nowait-4k", |bench| {
+        bench.iter(|| {
+            let at = rng.offset();
+            match pool.read_nowait(at, &buf) {
+                Some(r) => r.unwrap(),
+                None => {
+                    declined += 1;
+                    block_on(pool.read(at, buf.clone())).unwrap();
+                }
+            }
+        });
+    });
+    if declined > 0 {
+        eprintln!("file-hot: the fast path declined {declined} reads (not in the page cache, or RWF_NOWAIT refused)");
+    }
+    group.bench_function("pool-read-4k", |bench| {
+        bench.iter(|| block_on(pool.read(rng.offset(), buf.clone())).unwrap());
+    });
+    drop(pool);
+    #[cfg(feature = "io-uring")]
+    {
+        let uring = FileOptions::new()
+            .engine(IoEngine::IoUring)
+            .open(path)
+            .unwrap();
+        if uring.engine() == IoEngine::IoUring {
+            group.bench_function("uring-read-4k", |bench| {
+                bench.iter(|| block_on(uring.read(rng.offset(), buf.clone())).unwrap());
+            });
+        }
+    }
+    group.finish();
+}
+
 fn backstores(c: &mut Criterion) {
     hot(c);
     baseline(c);
@@ -130,6 +179,7 @@ fn backstores(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bench.img");
     std::fs::File::create(&path).unwrap().set_len(SPAN).unwrap();
+    file_hot(c, &path);
     let file: Arc<dyn Backstore> = Arc::new(FileOptions::new().threads(4).open(&path).unwrap());
     bench_one(c, "file-pool", &file);
     drop(file);
