@@ -2,7 +2,7 @@
 # /init of the TCMU VM test (runs as PID 1 in the guest).
 #
 # Loads LIO, creates a user backstore (core/user_0/dev0, dev_config
-# file//tmp/backing.img, reservations passed through to the handler),
+# file//q/backing.img on an ext4 ram disk, reservations passed through to the handler),
 # starts tcmu-handler, exposes the device through tcm_loop and checks it as
 # the kernel's SCSI initiator sees it: identity, a filesystem, fio verify,
 # the backing file, netlink add/resize/remove, APTPL across a handler
@@ -40,16 +40,18 @@ finish() {
 }
 
 for m in $(cat /lib/modules/load-order); do
-  # brd: one 512 MiB ram disk (ext4 for the qcow images: tcmu-runner's qcow
-  # handler allocates clusters with an fallocate mode tmpfs refuses).
-  case $m in brd.ko) args="rd_nr=1 rd_size=524288" ;; *) args= ;; esac
+  # brd: one 1 GiB ram disk, formatted ext4 for the backing files: tmpfs
+  # refuses RWF_NOWAIT (so the handlers' inline fast path would never run)
+  # and the fallocate mode tcmu-runner's qcow handler allocates with.
+  case $m in brd.ko) args="rd_nr=1 rd_size=1048576" ;; *) args= ;; esac
   insmod "/lib/modules/$m" $args 2>/tmp/insmod.err || { fail "insmod-$m" "$(cat /tmp/insmod.err)"; }
 done
 mount -t configfs configfs /sys/kernel/config || { fail configfs; finish; }
 C=/sys/kernel/config/target
 SIZE=$((192 * 1024 * 1024))
 BLOCKS=$((SIZE / 512))
-BACKING=/tmp/backing.img
+mkfs.ext4 -q -F /dev/ram0 && mkdir -p /q && mount -t ext4 /dev/ram0 /q || fail ext4-on-ram-disk
+BACKING=/q/backing.img
 
 # --- the user backstore ------------------------------------------------------
 D=$C/core/user_0/dev0
@@ -259,7 +261,6 @@ if [ "${SKIP_PERF:-0}" != 1 ]; then
   # qcow: tcmu-handler's qcow handler now, tcmu-runner's after the handler
   # has shut down; each on its own copy of one image, filled sequentially
   # through its device first so that both measure allocated clusters.
-  mkfs.ext4 -q -F /dev/ram0 && mkdir -p /q && mount -t ext4 /dev/ram0 /q
   cp /srv/empty.qcow2 /q/qt.qcow2; cp /srv/empty.qcow2 /q/qr.qcow2
   qcow_dev qt 3 /q/qt.qcow2 && SDQ=$(lun_disk 3)
   check tcmu-handler-qcow-serves sh -c "[ -b '$SDQ' ] && sg_readcap $SDQ | grep -q 'Last LBA=$((QSIZE / 512 - 1)) '"

@@ -31,7 +31,7 @@ for v in SKIP_PERF SKIP_ISCSI_TEST SKIP_FUNCTIONAL PERF_SECONDS ISCSI_TEST_FILTE
   [ -n "${!v:-}" ] && append="$append $v=${!v}"
 done
 set +e
-timeout "${VM_TIMEOUT:-2400}" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 2048 \
+timeout "${VM_TIMEOUT:-2400}" qemu-system-x86_64 -accel tcg -cpu max -smp 2 -m 3072 \
   -nographic -no-reboot -kernel "$work/vmlinux" -initrd "$work/initrd.gz" \
   -append "$append" < /dev/null 2>&1 | stdbuf -oL tr -d '\r' | tee "$work/console.log"
 set -e
