@@ -253,6 +253,10 @@ if [ "${SKIP_PERF:-0}" != 1 ]; then
       --output-format=terse --terse-version=3 2>/tmp/fio-err.txt | tee /tmp/fio-last.txt |
       awk -F';' -v rw=$2 '$1 == 3 { v = (rw == "randread") ? $8 : $49 } END { print int(v) }'
   }
+  # Data everywhere fio reads, as on the qcow images below: reads of a
+  # sparse file's holes would measure page-cache fills, and favour whoever
+  # runs second.
+  check tcmu-handler-file-fill fill $SD
   for rw in randread randwrite; do
     t=$(iops $SD $rw); k=$(iops $SDF $rw)
     echo "@@PERF $rw tcmu-handler-file=$t lio-fileio=$k ratio=$(ratio $t $k)"
