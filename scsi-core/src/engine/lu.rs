@@ -1,12 +1,12 @@
 //! Logical units: a backstore plus the state SPC and SBC keep per unit.
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
+use std::future::{ready, Future, Ready};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+
+use futures::future::{BoxFuture, Either};
 
 use crate::backstore::{Backstore, Capabilities, Extent, Geometry, IoResult, WriteFlags};
 use crate::buffer::DataBuffer;
@@ -278,29 +278,9 @@ impl LuState {
     }
 }
 
-/// A backstore request: finished on the fast path, or the backstore's own
-/// (boxed) future.
-pub(crate) enum IoFuture<'a> {
-    /// Done inline; `None` once polled to completion.
-    Done(Option<IoResult<()>>),
-    /// Awaiting the backstore.
-    Waiting(Pin<Box<dyn Future<Output = IoResult<()>> + Send + 'a>>),
-}
-
-impl Future for IoFuture<'_> {
-    type Output = IoResult<()>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<IoResult<()>> {
-        // `IoFuture` is `Unpin` (a value or a `Pin<Box>`).
-        match self.get_mut() {
-            IoFuture::Done(done) => match done.take() {
-                Some(result) => Poll::Ready(result),
-                None => Poll::Pending, // polled after completion
-            },
-            IoFuture::Waiting(fut) => fut.as_mut().poll(cx),
-        }
-    }
-}
+/// A backstore request: finished on the fast path (`Left`), or the
+/// backstore's own boxed future (`Right`).
+pub(crate) type IoFuture<'a> = Either<Ready<IoResult<()>>, BoxFuture<'a, IoResult<()>>>;
 
 /// The backstore of a logical unit, as the device models call it.
 ///
@@ -325,8 +305,8 @@ impl LuBackstore {
     /// not hold the buffer).
     pub(crate) fn read(&self, offset: u64, buf: DataBuffer) -> IoFuture<'_> {
         match self.0.read_nowait(offset, &buf) {
-            Some(done) => IoFuture::Done(Some(done)),
-            None => IoFuture::Waiting(self.0.read(offset, buf)),
+            Some(done) => Either::Left(ready(done)),
+            None => Either::Right(self.0.read(offset, buf)),
         }
     }
 
@@ -334,8 +314,8 @@ impl LuBackstore {
     /// [`LuBackstore::read`]).
     pub(crate) fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoFuture<'_> {
         match self.0.write_nowait(offset, &buf, flags) {
-            Some(done) => IoFuture::Done(Some(done)),
-            None => IoFuture::Waiting(self.0.write(offset, buf, flags)),
+            Some(done) => Either::Left(ready(done)),
+            None => Either::Right(self.0.write(offset, buf, flags)),
         }
     }
 
