@@ -195,7 +195,7 @@ struct Args {
     /// Keep persistent reservations set with APTPL in this directory (one
     /// file per device), restored when a device is served again. Without
     /// it, APTPL is refused. The kernel passes reservations to the handler
-    /// only for devices with `attrib/emulate_pr` set to 0.
+    /// only for devices with `attrib/pgr_support` set to 0.
     #[arg(long, value_name = "DIR")]
     pr_dir: Option<PathBuf>,
 }

@@ -138,7 +138,8 @@ impl Handlers {
     /// machine. Without it, APTPL is refused (PTPL_C is zero).
     ///
     /// The kernel passes PERSISTENT RESERVE commands to the handler only
-    /// when the device's `attrib/emulate_pr` is 0.
+    /// when the device's `attrib/pgr_support` is 0 (PR passthrough; the
+    /// VM test sets it).
     pub fn persist_reservations_in(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
         self.pr_dir = Some(dir.into());
         self
