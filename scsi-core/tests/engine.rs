@@ -2,16 +2,15 @@
 #![allow(clippy::cast_possible_truncation)] // tests build CDB fields by hand
 
 mod common;
+mod gated;
 
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-use async_trait::async_trait;
 use common::*;
-use futures::task::{noop_waker_ref, SpawnExt};
-use tgtkit_scsi_core::backstore::*;
+use futures::task::SpawnExt;
+use gated::{poll_once, Gated};
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::engine::{
     LuConfig, Target, TargetConfig, TaskAttribute, TmFunction, TmfResponse,
@@ -20,54 +19,13 @@ use tgtkit_scsi_core::sense::{Asc, SenseKey};
 use tgtkit_scsi_core::status::Status;
 use tgtkit_scsi_core::test_utils::{Initiator, MemBackstore};
 
-/// A backstore whose reads wait until the test opens a gate.
-struct Gated {
-    inner: MemBackstore,
-    open: AtomicBool,
-    waiters: event_listener::Event,
-}
-
-#[async_trait]
-impl Backstore for Gated {
-    fn geometry(&self) -> Geometry {
-        self.inner.geometry()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
-        while !self.open.load(Ordering::Acquire) {
-            let l = self.waiters.listen();
-            if self.open.load(Ordering::Acquire) {
-                break;
-            }
-            l.await;
-        }
-        self.inner.read(offset, buf).await
-    }
-    async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
-        self.inner.write(offset, buf, flags).await
-    }
-    async fn flush(&self) -> IoResult<()> {
-        self.inner.flush().await
-    }
-}
-
 fn gated() -> (Arc<Target>, Arc<Gated>, Initiator) {
     let target = Target::new(TargetConfig::default());
-    let store = Arc::new(Gated {
-        inner: MemBackstore::new(BLOCKS, BS),
-        open: AtomicBool::new(false),
-        waiters: event_listener::Event::new(),
-    });
+    let store = Arc::new(Gated::new(MemBackstore::new(BLOCKS, BS)));
     target.add_lun(0, LuConfig::new(store.clone())).unwrap();
     let init = Initiator::new(&target, "iqn.2026-11.test:a");
     init.clear_unit_attentions();
     (target, store, init)
-}
-
-fn poll_once<F: std::future::Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(noop_waker_ref()))
 }
 
 #[test]
@@ -93,8 +51,7 @@ fn ordered_task_waits_for_older_tasks() {
         Poll::Ready(r) => assert_eq!(r.status, Status::GOOD),
         Poll::Pending => panic!("HEAD OF QUEUE must run at once"),
     }
-    store.open.store(true, Ordering::Release);
-    store.waiters.notify(usize::MAX);
+    store.open();
     assert_eq!(futures::executor::block_on(read).status, Status::GOOD);
     assert_eq!(futures::executor::block_on(tur).status, Status::GOOD);
 }

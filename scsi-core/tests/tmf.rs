@@ -3,18 +3,16 @@
 //! MANAGEMENT FUNCTIONS checked against what the engine does.
 #![allow(clippy::cast_possible_truncation)]
 
+mod gated;
 mod pr_util;
 
-use std::pin::{pin, Pin};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 
-use async_trait::async_trait;
 use futures::executor::block_on;
-use futures::task::noop_waker_ref;
+use gated::{poll_once, Gated};
 use pr_util::*;
-use tgtkit_scsi_core::backstore::*;
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::engine::{
     LuConfig, Response, Target, TargetConfig, TaskAttribute, TmFunction, TmfResponse,
@@ -24,61 +22,13 @@ use tgtkit_scsi_core::sense::{Asc, SenseKey};
 use tgtkit_scsi_core::status::Status;
 use tgtkit_scsi_core::test_utils::{Initiator, MemBackstore};
 
-/// A backstore whose reads wait until the test opens the gate.
-struct Gated {
-    inner: MemBackstore,
-    open: AtomicBool,
-    waiters: event_listener::Event,
-}
-
-impl Gated {
-    fn open(&self) {
-        self.open.store(true, Ordering::Release);
-        self.waiters.notify(usize::MAX);
-    }
-}
-
-#[async_trait]
-impl Backstore for Gated {
-    fn geometry(&self) -> Geometry {
-        self.inner.geometry()
-    }
-    fn capabilities(&self) -> Capabilities {
-        self.inner.capabilities()
-    }
-    async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
-        while !self.open.load(Ordering::Acquire) {
-            let l = self.waiters.listen();
-            if self.open.load(Ordering::Acquire) {
-                break;
-            }
-            l.await;
-        }
-        self.inner.read(offset, buf).await
-    }
-    async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
-        self.inner.write(offset, buf, flags).await
-    }
-    async fn flush(&self) -> IoResult<()> {
-        self.inner.flush().await
-    }
-}
-
 fn gated(luns: u16) -> (Arc<Target>, Arc<Gated>) {
     let target = Target::new(TargetConfig::default());
-    let store = Arc::new(Gated {
-        inner: MemBackstore::new(64, 512),
-        open: AtomicBool::new(false),
-        waiters: event_listener::Event::new(),
-    });
+    let store = Arc::new(Gated::new(MemBackstore::new(64, 512)));
     for lun in 0..luns {
         target.add_lun(lun, LuConfig::new(store.clone())).unwrap();
     }
     (target, store)
-}
-
-fn poll_once<F: std::future::Future>(f: Pin<&mut F>) -> Poll<F::Output> {
-    f.poll(&mut Context::from_waker(noop_waker_ref()))
 }
 
 /// A pending READ(10) of one block: its tag and its buffer.
