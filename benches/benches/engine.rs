@@ -10,7 +10,9 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tgtkit_benches::median_ns;
 
 use criterion::{criterion_group, Criterion};
 use tgtkit_backstores::ram::RamBackstore;
@@ -63,20 +65,6 @@ fn setup() -> (Arc<Target>, Command) {
     let mut read = cmd;
     read.cdb = RawCdb::new(&read16(8, 8)).expect("cdb");
     (target, read)
-}
-
-fn median_ns(mut f: impl FnMut(), rounds: usize, per_round: u32) -> f64 {
-    let mut samples: Vec<f64> = (0..rounds)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..per_round {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / f64::from(per_round)
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 fn benches(c: &mut Criterion) {
