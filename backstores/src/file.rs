@@ -88,7 +88,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -103,7 +103,7 @@ use tgtkit_scsi_core::buffer::DataBuffer;
 
 use crate::error::{check_geometry, check_range, ConfigError};
 use crate::pool::BlockingPool;
-use crate::sys;
+use crate::sys::{self, Dir};
 
 /// Size of the shared zero buffer used when zeroes must be written.
 const ZERO_CHUNK: usize = 1 << 20;
@@ -458,76 +458,17 @@ enum Nowait {
     Failed(io::Error),
 }
 
-/// Which way an `RWF_NOWAIT` transfer goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dir {
-    Read,
-    Write,
-}
-
-/// Move all of `buf` at `offset` with `RWF_NOWAIT` calls, as
-/// [`sys::preadv_all`]/[`sys::pwritev_all`] do without the flag: batches of
-/// the buffer's segments, `EINTR` repeated, a read that meets the end of a
-/// regular file zero-filling the rest. Stops at the first call that would
-/// block or moves fewer bytes than its iovecs hold; what was moved before
-/// stays moved (see the module documentation on why redoing it is fine).
+/// One `RWF_NOWAIT` attempt at all of `buf` (see [`sys::transfer_all`]).
 fn transfer_nowait(fd: BorrowedFd<'_>, buf: &DataBuffer, offset: u64, dir: Dir) -> Nowait {
-    let len = buf.len();
-    let mut done = 0usize;
-    let mut iov = sys::empty_iovecs();
-    while done < len {
-        let n = sys::fill_iovecs(buf, done, &mut iov);
-        let want: usize = iov[..n].iter().map(|v| v.iov_len).sum();
-        let pos = match sys::to_off(offset + done as u64) {
-            Ok(pos) => pos,
-            Err(err) => return Nowait::Failed(err),
-        };
-        // n <= IOV_BATCH, so the cast is lossless.
-        #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
-        let count = n as libc::c_int;
-        let r = match dir {
-            // SAFETY: every iovec names memory of a segment of `buf`, which
-            // `buf`'s owner keeps valid for the duration of the call; the
-            // kernel writes it like a device would (DataBuffer's contract).
-            Dir::Read => unsafe {
-                libc::preadv2(fd.as_raw_fd(), iov.as_ptr(), count, pos, libc::RWF_NOWAIT)
-            },
-            // SAFETY: every iovec names memory of a segment of `buf`, valid
-            // for reads for the duration of the call.
-            Dir::Write => unsafe {
-                libc::pwritev2(fd.as_raw_fd(), iov.as_ptr(), count, pos, libc::RWF_NOWAIT)
-            },
-        };
-        if r < 0 {
-            let err = io::Error::last_os_error();
-            return match err.raw_os_error() {
-                Some(libc::EINTR) => continue,
-                Some(libc::EAGAIN) => Nowait::WouldBlock,
-                Some(libc::EINVAL) => Nowait::Unsupported(err),
-                _ if sys::unsupported(&err) => Nowait::Unsupported(err),
-                _ => Nowait::Failed(err),
-            };
-        }
-        if r == 0 {
-            if dir == Dir::Write {
-                // The engine reports this (WriteZero); let it.
-                return Nowait::WouldBlock;
-            }
-            // End of file: zeroes, as the engine reads them.
-            buf.fill(done, len - done, 0);
-            return Nowait::Done;
-        }
-        // r > 0 and bounded by the iovec lengths.
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-        let r = r as usize;
-        if r < want {
-            // Part of the range is not in the page cache (or, for a read,
-            // the file ends inside it): the engine redoes the whole range.
-            return Nowait::WouldBlock;
-        }
-        done += r;
+    match sys::transfer_all(fd, buf, offset, dir, libc::RWF_NOWAIT) {
+        Ok(()) => Nowait::Done,
+        Err(err) => match err.raw_os_error() {
+            Some(libc::EAGAIN) => Nowait::WouldBlock,
+            Some(libc::EINVAL) => Nowait::Unsupported(err),
+            _ if sys::unsupported(&err) => Nowait::Unsupported(err),
+            _ => Nowait::Failed(err),
+        },
     }
-    Nowait::Done
 }
 
 impl Inner {
@@ -1074,6 +1015,7 @@ impl Backstore for FileBackstore {
 mod tests {
     use super::*;
     use futures::executor::block_on;
+    use std::os::fd::AsRawFd;
 
     /// A backstore whose descriptor is swapped for one opened with only
     /// `read` or only `write`, so the kernel fails the other direction

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 use tgtkit_scsi_core::buffer::DataBuffer;
 
 /// iovecs passed per call (well under `IOV_MAX`, 1024).
-pub(crate) const IOV_BATCH: usize = 64;
+const IOV_BATCH: usize = 64;
 
 /// `_IOR(0x12, 114, size_t)`: the size of a block device in bytes.
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
@@ -40,7 +40,7 @@ pub(crate) fn fill_iovecs(buf: &DataBuffer, skip: usize, iov: &mut [libc::iovec]
 }
 
 /// An iovec array for [`fill_iovecs`], all entries empty.
-pub(crate) fn empty_iovecs() -> [libc::iovec; IOV_BATCH] {
+fn empty_iovecs() -> [libc::iovec; IOV_BATCH] {
     [libc::iovec {
         iov_base: std::ptr::null_mut(),
         iov_len: 0,
@@ -48,7 +48,7 @@ pub(crate) fn empty_iovecs() -> [libc::iovec; IOV_BATCH] {
 }
 
 /// `offset` as an `off_t` (EINVAL past `i64::MAX`).
-pub(crate) fn to_off(offset: u64) -> io::Result<libc::off_t> {
+fn to_off(offset: u64) -> io::Result<libc::off_t> {
     libc::off_t::try_from(offset).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
 }
 
@@ -57,22 +57,52 @@ fn retry(err: &io::Error) -> bool {
     err.kind() == io::ErrorKind::Interrupted
 }
 
-/// Read `buf.len()` bytes at `offset` into `buf`. Bytes past the end of a
-/// regular file read as zeroes.
-pub(crate) fn preadv_all(fd: BorrowedFd<'_>, buf: &DataBuffer, offset: u64) -> io::Result<()> {
+/// Which way a transfer goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dir {
+    /// From the file into the buffer.
+    Read,
+    /// From the buffer into the file.
+    Write,
+}
+
+/// Move all of `buf` at `offset` with `preadv2`/`pwritev2` and `flags`
+/// (`RWF_*`): batches of the buffer's segments, `EINTR` repeated, bytes past
+/// the end of a regular file read as zeroes, a write that moves nothing
+/// failing with `WriteZero`. With `RWF_NOWAIT`, a call that would block, or
+/// that moves fewer bytes than its iovecs hold (part of the range is not in
+/// the page cache), fails with `EAGAIN`; what was moved before stays moved.
+/// Other errors are returned untouched (`EOPNOTSUPP` for a refused flag
+/// among them), for the caller to fall back.
+pub(crate) fn transfer_all(
+    fd: BorrowedFd<'_>,
+    buf: &DataBuffer,
+    offset: u64,
+    dir: Dir,
+    flags: libc::c_int,
+) -> io::Result<()> {
+    let nowait = flags & libc::RWF_NOWAIT != 0;
     let len = buf.len();
     let mut done = 0usize;
     let mut iov = empty_iovecs();
     while done < len {
         let n = fill_iovecs(buf, done, &mut iov);
+        let want: usize = iov[..n].iter().map(|v| v.iov_len).sum();
         let pos = to_off(offset + done as u64)?;
         // n <= IOV_BATCH, so the cast is lossless.
         #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
         let count = n as libc::c_int;
-        // SAFETY: every iovec names memory of a segment of `buf`, which
-        // `buf`'s owner keeps valid for the duration of the call; the kernel
-        // writes it like a device would (DataBuffer's contract).
-        let r = unsafe { libc::preadv(fd.as_raw_fd(), iov.as_ptr(), count, pos) };
+        let r = match dir {
+            // SAFETY: every iovec names memory of a segment of `buf`, which
+            // `buf`'s owner keeps valid for the duration of the call; the
+            // kernel writes it like a device would (DataBuffer's contract).
+            Dir::Read => unsafe { libc::preadv2(fd.as_raw_fd(), iov.as_ptr(), count, pos, flags) },
+            // SAFETY: every iovec names memory of a segment of `buf`, valid
+            // for reads while `buf`'s owner lives (for the whole call).
+            Dir::Write => unsafe {
+                libc::pwritev2(fd.as_raw_fd(), iov.as_ptr(), count, pos, flags)
+            },
+        };
         if r < 0 {
             let err = io::Error::last_os_error();
             if retry(&err) {
@@ -81,16 +111,30 @@ pub(crate) fn preadv_all(fd: BorrowedFd<'_>, buf: &DataBuffer, offset: u64) -> i
             return Err(err);
         }
         if r == 0 {
-            buf.fill(done, len - done, 0);
-            return Ok(());
+            return match dir {
+                Dir::Read => {
+                    buf.fill(done, len - done, 0);
+                    Ok(())
+                }
+                Dir::Write if nowait => Err(io::Error::from_raw_os_error(libc::EAGAIN)),
+                Dir::Write => Err(io::Error::from(io::ErrorKind::WriteZero)),
+            };
         }
         // r > 0 and bounded by the iovec lengths.
         #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-        {
-            done += r as usize;
+        let r = r as usize;
+        if nowait && r < want {
+            return Err(io::Error::from_raw_os_error(libc::EAGAIN));
         }
+        done += r;
     }
     Ok(())
+}
+
+/// Read `buf.len()` bytes at `offset` into `buf`. Bytes past the end of a
+/// regular file read as zeroes.
+pub(crate) fn preadv_all(fd: BorrowedFd<'_>, buf: &DataBuffer, offset: u64) -> io::Result<()> {
+    transfer_all(fd, buf, offset, Dir::Read, 0)
 }
 
 /// Write all of `buf` at `offset`; with `dsync` pass `RWF_DSYNC` so each
@@ -102,34 +146,8 @@ pub(crate) fn pwritev_all(
     offset: u64,
     dsync: bool,
 ) -> io::Result<()> {
-    let len = buf.len();
-    let mut done = 0usize;
-    let mut iov = empty_iovecs();
-    while done < len {
-        let n = fill_iovecs(buf, done, &mut iov);
-        let pos = to_off(offset + done as u64)?;
-        #[allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap)]
-        let count = n as libc::c_int;
-        let flags = if dsync { libc::RWF_DSYNC } else { 0 };
-        // SAFETY: every iovec names memory of a segment of `buf`, valid for
-        // reads while `buf`'s owner lives (for the whole call).
-        let r = unsafe { libc::pwritev2(fd.as_raw_fd(), iov.as_ptr(), count, pos, flags) };
-        if r < 0 {
-            let err = io::Error::last_os_error();
-            if retry(&err) {
-                continue;
-            }
-            return Err(err);
-        }
-        if r == 0 {
-            return Err(io::Error::from(io::ErrorKind::WriteZero));
-        }
-        #[allow(clippy::cast_sign_loss, clippy::cast_possible_truncation)]
-        {
-            done += r as usize;
-        }
-    }
-    Ok(())
+    let flags = if dsync { libc::RWF_DSYNC } else { 0 };
+    transfer_all(fd, buf, offset, Dir::Write, flags)
 }
 
 /// Whether `err` says the kernel or filesystem does not support the call.
