@@ -22,6 +22,8 @@ use imago::storage::PreallocateMode;
 use imago::{Storage, StorageCreateOptions, StorageOpenOptions};
 use rustix::fs::{FallocateFlags, Mode, OFlags};
 
+use super::refguard::{RawFile, RefcountGuard};
+
 /// Alignment we ask of offsets, lengths and buffers with `O_DIRECT`.
 const DIRECT_ALIGN: usize = 4096;
 
@@ -40,6 +42,10 @@ pub struct ImageFile {
     writable: bool,
     direct: bool,
     helper: CommonStorageHelper,
+    /// Gives clusters a refcount before imago's pointers name them, for a
+    /// writable qcow2 image (see [`super::refguard`]); `None` for
+    /// read-only layers and raw files.
+    guard: Option<RefcountGuard>,
 }
 
 impl fmt::Debug for ImageFile {
@@ -80,6 +86,7 @@ impl ImageFile {
             writable,
             direct,
             helper: CommonStorageHelper::default(),
+            guard: None,
         })
     }
 
@@ -98,6 +105,7 @@ impl ImageFile {
             writable: true,
             direct: false,
             helper: CommonStorageHelper::default(),
+            guard: None,
         })
     }
 
@@ -112,7 +120,15 @@ impl ImageFile {
             writable,
             direct: false,
             helper: CommonStorageHelper::default(),
+            guard: None,
         }
+    }
+
+    /// Guard this file's metadata pointer writes (see [`super::refguard`]),
+    /// starting from `header` (the image's first bytes, as on disk) and its
+    /// refcount table.
+    pub(crate) fn guard_refcounts(&mut self, header: &[u8], reftable: &[u8]) {
+        self.guard = Some(RefcountGuard::new(header, reftable));
     }
 
     /// Read up to `buf.len()` bytes at `offset`; returns how many (blocking).
@@ -252,6 +268,18 @@ impl ImageFile {
     }
 }
 
+impl RawFile for ImageFile {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let n = self.pread_some(buf, offset)?;
+        buf[n..].fill(0);
+        Ok(())
+    }
+
+    fn write_at(&self, offset: u64, data: &[u8]) -> io::Result<()> {
+        self.pwrite_all(&[IoSlice::new(data)], offset)
+    }
+}
+
 fn to_usize(v: u64) -> io::Result<usize> {
     usize::try_from(v).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))
 }
@@ -361,6 +389,16 @@ impl Storage for ImageFile {
 
     async unsafe fn pure_writev(&self, bufv: IoVector<'_>, offset: u64) -> io::Result<()> {
         let slices: Vec<IoSlice<'_>> = bufv.into_inner();
+        if let Some(guard) = &self.guard {
+            let len = slices.iter().map(|s| s.len() as u64).sum();
+            if guard.watches(offset, len) {
+                let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+                for s in &slices {
+                    data.extend_from_slice(s);
+                }
+                guard.before_write(offset, &data, self)?;
+            }
+        }
         self.pwrite_all(&slices, offset)
     }
 

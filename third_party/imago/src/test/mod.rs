@@ -1,3 +1,0 @@
-//! Shared helpers for tests.
-
-pub mod mem_storage;
