@@ -11,6 +11,7 @@
 //!
 //! The ram and file backstores move data straight between the medium and the transport's
 //! [`DataBuffer`](tgtkit_scsi_core::buffer::DataBuffer): no per-command copy.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod error;
 pub mod file;

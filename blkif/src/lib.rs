@@ -60,6 +60,7 @@
 //!
 //! All fields little-endian, the same in every ABI; see
 //! [`wire::RawExtraRequest`] and [`wire::RawExtraResponse`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod backend;

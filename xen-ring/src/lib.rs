@@ -54,6 +54,7 @@
 //! assert!(front.next_response(&mut rsp).unwrap());
 //! assert_eq!(rsp, [9; 16]);
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod event;
