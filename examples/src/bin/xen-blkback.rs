@@ -16,9 +16,12 @@ use std::sync::mpsc;
 use std::sync::Arc;
 
 use clap::Parser;
+use tgtkit_blkif::engine::EnginePassThrough;
 use tgtkit_blkif::{Abi, BackendConfig, BlkifBackend};
 use tgtkit_examples::lunspec::{parse_size, LunKind, LunSpec};
 use tgtkit_scsi_core::backstore::{Backstore, Capabilities};
+use tgtkit_scsi_core::engine::{LuConfig, NexusInfo, Target, TargetConfig};
+use tgtkit_scsi_core::lun::Lun;
 use tgtkit_xen::evtchn::InterdomainChannel;
 use tgtkit_xen::gntdev::{Gntdev, GntdevGrants};
 use tgtkit_xen::xenbus::{Action, Backend, XenbusState};
@@ -82,6 +85,9 @@ struct Device {
     fe_dom: u32,
     backstore: Arc<dyn Backstore>,
     read_only: bool,
+    /// The SCSI pass-through (`feature-extra-request`): one engine logical
+    /// unit over the same backstore.
+    passthrough: Arc<EnginePassThrough>,
     machine: Backend,
     rings: Vec<Ring>,
 }
@@ -252,7 +258,23 @@ impl Daemon {
         let read_only = rd("mode")?.is_some_and(|m| m.trim() == "r");
         let spec = parse_params(&params, read_only)?;
         let backstore = spec.open(false)?;
+        let target = Target::new(TargetConfig::default());
+        target
+            .add_lun(
+                0,
+                LuConfig::new(Arc::clone(&backstore)).read_only(read_only),
+            )
+            .map_err(|e| e.to_string())?;
+        let nexus = target.add_nexus(NexusInfo {
+            initiator_port: format!("xen-blkfront-{fe_dom}-{}", key.dev),
+            target_port: "tgtkit-xen-blkback".into(),
+            relative_port: 1,
+            transport_id: Vec::new(),
+        });
+        let lun = Lun::from_index(0).ok_or("no LUN 0")?;
+        let passthrough = Arc::new(EnginePassThrough::new(target, nexus, lun));
         Ok(Device {
+            passthrough,
             key: key.clone(),
             be: be.to_owned(),
             fe,
@@ -358,6 +380,7 @@ impl Daemon {
                     ("multi-queue-max-queues", MAX_QUEUES.to_string()),
                     ("max-ring-page-order", MAX_RING_PAGE_ORDER.to_string()),
                     ("feature-persistent", "1".into()),
+                    ("feature-extra-request", "1".into()),
                 ] {
                     t.write(&format!("{be}/{k}"), v.as_bytes())?;
                 }
@@ -403,6 +426,8 @@ impl Daemon {
             max_indirect_segments: MAX_INDIRECT_SEGMENTS,
             persistent_grants: if persistent { PERSISTENT_GRANTS } else { 0 },
             read_only: d.read_only,
+            // Advertised in InitWait; a frontend opts in per request.
+            extra_request: true,
             ..BackendConfig::default()
         };
         let grants = Arc::new(GntdevGrants::new(Arc::clone(&gntdev), d.fe_dom));
@@ -442,7 +467,8 @@ impl Daemon {
                 .map_err(|e| e.to_string())?;
             let mut backend =
                 BlkifBackend::new(mem, config, Arc::clone(&grants), Arc::clone(&d.backstore))
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| e.to_string())?
+                    .with_passthrough(Arc::clone(&d.passthrough) as _);
             let channel = Arc::new(
                 InterdomainChannel::bind(d.fe_dom, port)
                     .map_err(|e| format!("bind port {port}: {e}"))?,
@@ -524,6 +550,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let args = Args::parse();
     match run(args) {
