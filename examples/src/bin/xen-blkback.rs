@@ -135,6 +135,47 @@ fn read_opt(xs: &Xenstore, path: &str) -> Result<Option<String>, XsError> {
 }
 
 impl Daemon {
+    /// Handle one event; `false` once the daemon must stop.
+    fn handle(&mut self, msg: Msg) -> bool {
+        match msg {
+            Msg::Watch(ev) => {
+                if let Some(ty) = ev.token.strip_prefix("be:") {
+                    let ty = ty.to_owned();
+                    self.handle_backend_event(&ty, &ev.path);
+                } else if let Some(rest) = ev.token.strip_prefix("fe:") {
+                    let mut it = rest.splitn(3, ':');
+                    if let (Some(ty), Some(dom), Some(dev)) = (it.next(), it.next(), it.next()) {
+                        if let Ok(dom) = dom.parse() {
+                            self.frontend_changed(&DevKey {
+                                ty: ty.into(),
+                                dom,
+                                dev: dev.into(),
+                            });
+                        }
+                    }
+                }
+                true
+            }
+            Msg::RingStopped(key) => {
+                self.ring_stopped(&key);
+                true
+            }
+            Msg::Signal => false,
+        }
+    }
+
+    /// Close every device (state 6).
+    fn shutdown(&mut self) {
+        info!(devices = self.devices.len(), "shutting down");
+        let keys: Vec<DevKey> = self.devices.keys().cloned().collect();
+        for key in keys {
+            if let Some(dev) = self.devices.get_mut(&key) {
+                dev.machine.handle_shutdown();
+            }
+            self.run_actions(&key);
+        }
+    }
+
     fn backend_dir(&self, ty: &str) -> String {
         format!("{}/backend/{ty}", self.base)
     }
@@ -638,42 +679,156 @@ fn run(mut args: Args) -> Result<(), String> {
         eprintln!("{line}");
     }
     for msg in rx {
-        match msg {
-            Msg::Watch(ev) => {
-                if let Some(ty) = ev.token.strip_prefix("be:") {
-                    let ty = ty.to_owned();
-                    d.handle_backend_event(&ty, &ev.path);
-                } else if let Some(rest) = ev.token.strip_prefix("fe:") {
-                    let mut it = rest.splitn(3, ':');
-                    if let (Some(ty), Some(dom), Some(dev)) = (it.next(), it.next(), it.next()) {
-                        if let Ok(dom) = dom.parse() {
-                            d.frontend_changed(&DevKey {
-                                ty: ty.into(),
-                                dom,
-                                dev: dev.into(),
-                            });
-                        }
-                    }
-                }
-            }
-            Msg::RingStopped(key) => d.ring_stopped(&key),
-            Msg::Signal => break,
+        if !d.handle(msg) {
+            break;
         }
     }
-    info!(devices = d.devices.len(), "shutting down");
-    let keys: Vec<DevKey> = d.devices.keys().cloned().collect();
-    for key in keys {
-        if let Some(dev) = d.devices.get_mut(&key) {
-            dev.machine.handle_shutdown();
-        }
-        d.run_actions(&key);
-    }
+    d.shutdown();
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tgtkit_xen::xenstore::fake::FakeXenstored;
+
+    const BE: &str = "/local/domain/0/backend/qdisk/0";
+    const FE: &str = "/local/domain/0/device/vbd";
+
+    /// A daemon on the fake xenstored, without gntdev (connects fail).
+    fn daemon() -> (FakeXenstored, Daemon, mpsc::Receiver<WatchEvent>) {
+        let (fake, xs, events) = FakeXenstored::start();
+        let (tx, _rx) = mpsc::channel();
+        let d = Daemon {
+            xs: Arc::new(xs),
+            base: "/local/domain/0".into(),
+            types: vec!["qdisk".into()],
+            domids: Vec::new(),
+            gntdev: None,
+            rt: tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap(),
+            tx,
+            devices: HashMap::new(),
+            ignored: HashSet::new(),
+        };
+        d.xs.watch(&d.backend_dir("qdisk"), "be:qdisk").unwrap();
+        (fake, d, events)
+    }
+
+    fn pump(d: &mut Daemon, events: &mpsc::Receiver<WatchEvent>) {
+        while let Ok(ev) = events.recv_timeout(Duration::from_millis(100)) {
+            assert!(d.handle(Msg::Watch(ev)));
+        }
+    }
+
+    fn add_disk(fake: &FakeXenstored, dev: &str, params: &str) {
+        let (be, fe) = (format!("{BE}/{dev}"), format!("{FE}/{dev}"));
+        fake.write(&format!("{fe}/state"), "1");
+        fake.write(&format!("{fe}/backend"), &be);
+        for (k, v) in [
+            ("frontend-id", "0"),
+            ("params", params),
+            ("mode", "w"),
+            ("online", "1"),
+            ("state", "1"),
+        ] {
+            fake.write(&format!("{be}/{k}"), v);
+        }
+        fake.write(&format!("{be}/frontend"), &fe);
+    }
+
+    #[test]
+    fn advertises_then_a_bad_disk_does_not_stop_a_good_one() {
+        let (fake, mut d, events) = daemon();
+        add_disk(&fake, "51712", "ram:1M");
+        add_disk(&fake, "51728", "vhd:/nope.vhd");
+        pump(&mut d, &events);
+        let be = format!("{BE}/51712");
+        assert_eq!(fake.read(&format!("{be}/state")).as_deref(), Some("2"));
+        for k in [
+            "feature-max-indirect-segments",
+            "multi-queue-max-queues",
+            "max-ring-page-order",
+            "feature-persistent",
+            "feature-extra-request",
+        ] {
+            assert!(fake.read(&format!("{be}/{k}")).is_some(), "{k}");
+        }
+        // The unsupported format is refused and reported, and left alone.
+        assert!(fake
+            .read(&format!("{BE}/51728/hotplug-error"))
+            .unwrap()
+            .contains("vhd"));
+        assert_eq!(
+            fake.read(&format!("{BE}/51728/state")).as_deref(),
+            Some("1")
+        );
+        assert_eq!(d.devices.len(), 1);
+
+        // Without gntdev the ring cannot be mapped: Closing, error node.
+        fake.write(&format!("{FE}/51712/ring-ref"), "8");
+        fake.write(&format!("{FE}/51712/event-channel"), "16");
+        fake.write(&format!("{FE}/51712/state"), "3");
+        pump(&mut d, &events);
+        assert_eq!(fake.read(&format!("{be}/state")).as_deref(), Some("5"));
+        assert!(fake.read(&format!("{be}/error")).is_some());
+
+        // The frontend closes, then its directory goes: Closed, removed.
+        fake.write(&format!("{FE}/51712/state"), "6");
+        pump(&mut d, &events);
+        assert_eq!(fake.read(&format!("{be}/state")).as_deref(), Some("6"));
+        assert_eq!(d.devices.len(), 1);
+        fake.rm(&format!("{FE}/51712"));
+        pump(&mut d, &events);
+        assert!(d.devices.is_empty());
+    }
+
+    #[test]
+    fn detach_offline_then_removed_and_shutdown_closes_the_rest() {
+        let (fake, mut d, events) = daemon();
+        add_disk(&fake, "51712", "ram:1M");
+        add_disk(&fake, "51728", "ram:2M");
+        pump(&mut d, &events);
+        assert_eq!(d.devices.len(), 2);
+        // libxl's detach: online=0, backend state=5; the frontend closes.
+        fake.write(&format!("{BE}/51712/online"), "0");
+        fake.write(&format!("{BE}/51712/state"), "5");
+        fake.write(&format!("{FE}/51712/state"), "5");
+        fake.write(&format!("{FE}/51712/state"), "6");
+        pump(&mut d, &events);
+        assert_eq!(
+            fake.read(&format!("{BE}/51712/state")).as_deref(),
+            Some("6")
+        );
+        assert_eq!(d.devices.len(), 1);
+        // The toolstack removes the directories: nothing is re-created.
+        fake.rm(&format!("{BE}/51712"));
+        fake.rm(&format!("{FE}/51712"));
+        pump(&mut d, &events);
+        assert_eq!(d.devices.len(), 1);
+        assert!(!d.handle(Msg::Signal));
+        d.shutdown();
+        assert_eq!(
+            fake.read(&format!("{BE}/51728/state")).as_deref(),
+            Some("6")
+        );
+        assert!(d.devices.is_empty());
+    }
+
+    #[test]
+    fn domid_filter_skips_other_domains() {
+        let (fake, mut d, events) = daemon();
+        d.domids = vec![7];
+        add_disk(&fake, "51712", "ram:1M");
+        pump(&mut d, &events);
+        assert!(d.devices.is_empty());
+        assert_eq!(
+            fake.read(&format!("{BE}/51712/state")).as_deref(),
+            Some("1")
+        );
+    }
 
     #[test]
     fn params_formats() {
