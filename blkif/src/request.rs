@@ -359,7 +359,9 @@ impl Request {
         }
     }
 
-    /// The operation code to echo in the response.
+    /// The operation code to echo in the response: for an indirect
+    /// request, its `indirect_op` (Linux's blkback answers with it, and
+    /// blkfront rejects "response has wrong operation" otherwise).
     #[must_use]
     pub fn operation(&self) -> Operation {
         match *self {
@@ -372,7 +374,7 @@ impl Request {
                 }
             }
             Request::Discard { .. } => Operation::DISCARD,
-            Request::Indirect { .. } => Operation::INDIRECT,
+            Request::Indirect { kind, .. } => kind.operation(),
         }
     }
 
