@@ -25,6 +25,7 @@
 //! pointers in a [`GrantMapping`](tgtkit_xen_ring::grant::GrantMapping) or
 //! a [`RingMemory`](tgtkit_xen_ring::RingMemory) and touched through
 //! volatile accessors only.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod evtchn;
