@@ -9,4 +9,4 @@ args=()
 for c in $(scripts/library-crates.sh); do args+=(-p "$c"); done
 cargo package --no-verify --allow-dirty "${args[@]}" 2>&1 | grep -E "Packag|warning|error" || true
 cargo package --no-verify --allow-dirty "${args[@]}" >/dev/null 2>&1
-echo "packaged ${#args[@]} crates: $(scripts/library-crates.sh | tr '\n' ' ')"
+echo "packaged $(( ${#args[@]} / 2 )) crates: $(scripts/library-crates.sh | tr '\n' ' ')"
