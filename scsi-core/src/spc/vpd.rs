@@ -93,8 +93,8 @@ fn block_limits(ctx: &Ctx<'_>) -> Vec<u8> {
     let caps = ctx.lu.backstore.capabilities();
     let g = ctx.geometry;
     let mut d = vec![0u8; 0x3c];
-    // Page byte 4 (0 here): WSNZ: WRITE SAME with zero blocks is refused.
-    d[0] = 0x01;
+    // Page byte 4 (0 here): WSNZ is zero: WRITE SAME with zero blocks
+    // writes to the end of the medium, bounded by MAXIMUM WRITE SAME LENGTH.
     // MAXIMUM COMPARE AND WRITE LENGTH.
     d[1] = super::super::sbc::MAX_CAW_BLOCKS;
     let granularity = (g.physical_block_size / g.logical_block_size.max(1)).max(1);
