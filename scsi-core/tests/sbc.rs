@@ -512,3 +512,23 @@ fn unmaps_with_write_same_10_of_zero_blocks_to_the_end() {
         assert!(got.iter().all(|&b| b == 0), "{i} blocks");
     }
 }
+
+#[test]
+fn refuses_unmap_and_write_same_unmap_on_read_only_units_as_write_protected() {
+    // Even where the backstore cannot deallocate (a read-only file cannot
+    // be probed for hole punching): libiscsi's ReadOnly.ReadOnlySBC.
+    let (_t, _s, init) = disk_with(
+        tgtkit_scsi_core::test_utils::MemBackstore::with_capabilities(
+            BLOCKS,
+            BS,
+            Capabilities::WRITE_CACHE,
+        ),
+        true,
+    );
+    let mut ws = rw10(0x41, 0, 1);
+    ws[1] = 0x08;
+    let o = init.send(&ws, &[0; 512]);
+    assert_sense(&o, SenseKey::DATA_PROTECT, Asc::WRITE_PROTECTED);
+    let o = init.send(&[0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], &[0; 24]);
+    assert_sense(&o, SenseKey::DATA_PROTECT, Asc::WRITE_PROTECTED);
+}

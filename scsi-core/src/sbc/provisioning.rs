@@ -15,6 +15,10 @@ use super::{
 /// WRITE SAME (10/16).
 pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
     check_protect(ws.wrprotect)?;
+    // A write-protected unit answers WRITE PROTECTED before anything about
+    // UNMAP support (libiscsi's ReadOnly test wants it for WRITE SAME with
+    // UNMAP on a read-only unit whose backstore cannot deallocate).
+    check_writable(ctx)?;
     let caps = ctx.lu.backstore.capabilities();
     if ws.anchor {
         // ANC_SUP is zero in VPD B2h.
@@ -24,7 +28,6 @@ pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
         return Err(Sense::invalid_cdb_field(1, Some(3)));
     }
     let blocks = same_blocks(ctx, ws)?;
-    check_writable(ctx)?;
     let bs = usize_of(ctx.block_size());
     let offset = ws.lba * ctx.block_size();
     let total = blocks * ctx.block_size();
@@ -110,6 +113,9 @@ fn same_blocks(ctx: &Ctx<'_>, ws: &WriteSame) -> Result<u64, Sense> {
 
 /// UNMAP: parameter list header (8 bytes) then 16-byte block descriptors.
 pub(crate) async fn unmap(ctx: &Ctx<'_>, anchor: bool, param_len: u16) -> Outcome {
+    // A read-only unit changes nothing: WRITE PROTECTED, whether or not its
+    // backstore could deallocate (a read-only file cannot be probed for it).
+    check_writable(ctx)?;
     if !super::super::spc::rsoc::unmap_supported(ctx) {
         return Err(crate::cdb::invalid_opcode());
     }
