@@ -108,6 +108,13 @@ fn block_limits(ctx: &Ctx<'_>) -> Vec<u8> {
         d[24..28].copy_from_slice(&granularity.to_be_bytes());
     }
     d[32..40].copy_from_slice(&u64::from(cfg.max_write_same_blocks).to_be_bytes());
+    // Page bytes 44-63: MAXIMUM ATOMIC TRANSFER LENGTH, ATOMIC ALIGNMENT,
+    // ATOMIC TRANSFER LENGTH GRANULARITY; the two atomic boundary fields
+    // stay zero (no ATOMIC BOUNDARY support).
+    let (max, alignment, granularity) = super::super::sbc::atomic_limits_in_blocks(ctx);
+    d[40..44].copy_from_slice(&max.to_be_bytes());
+    d[44..48].copy_from_slice(&alignment.to_be_bytes());
+    d[48..52].copy_from_slice(&granularity.to_be_bytes());
     d
 }
 
