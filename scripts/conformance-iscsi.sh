@@ -3,8 +3,25 @@
 #
 #   1. iscsi-ls (SendTargets discovery), iscsi-inq, iscsi-readcapacity16;
 #   2. qemu-img convert to and from iscsi://127.0.0.1:PORT/<iqn>/1 (a ram LUN);
-#   3. libiscsi's iscsi-test-cu --dataloss over its whole test list against
-#      LUN 0 (a sparse file), printing the Run Summary and the SKIPPED count.
+#   3. libiscsi's iscsi-test-cu --dataloss over its whole test list, each
+#      test once, on the LUN setup its family needs:
+#        main      LUN 0, a sparse file with 4 KiB physical blocks;
+#        multipath LUN 3 (below), given twice (iscsi-test-cu's second URL),
+#                  for the MultipathIO suite only: a second session held
+#                  open through the whole list turns other suites' LUN
+#                  resets into unit attentions they do not expect, and
+#                  MultipathIO.CompareAndWrite miscompares on LUN 0 after
+#                  the main run (not understood yet; it passes on a fresh
+#                  LUN);
+#        lbppb1    LUN 3, a sparse file with 512-byte physical blocks, for
+#                  GetLBAStatus.UnmapSingle: its second loop asks for LBA
+#                  i+1 and wants the first descriptor at i+LBPPB, which
+#                  SBC-4 (GET LBA STATUS parameter data: the first
+#                  descriptor's LBA is the STARTING LOGICAL BLOCK ADDRESS)
+#                  only allows with one logical block per physical block;
+#        readonly  LUN 4, a file exported ",ro", for the ReadOnly suite.
+#      It prints each run's Run Summary, the totals, and the SKIPPED lines
+#      counted by reason.
 #
 # Exits non-zero on any failed check, and on any iscsi-test-cu failure not
 # listed in transports/iscsi/tests/expected-failures/iscsi-test-cu.txt
@@ -12,7 +29,7 @@
 # reported so the file can shrink.
 #
 # Environment: ISCSI_PORT (default 3262), CARGO_TARGET_DIR, ISCSI_TEST_FILTER
-# (an iscsi-test-cu -t pattern, default: everything).
+# (an iscsi-test-cu -t pattern: run only the tests it names, on LUN 0).
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,12 +53,15 @@ cleanup() {
 }
 trap cleanup EXIT
 truncate -s 1G "$work/lun0.img"
+truncate -s 256M "$work/lun3.img"
+truncate -s 64M "$work/ro.img"
 # LUN 2: a qcow2 image over a backing file, both made by qemu-img.
 head -c 8M /dev/urandom >"$work/base.raw"
 qemu-img create -q -f qcow2 -o cluster_size=65536 -b "$work/base.raw" -F raw "$work/top.qcow2" 16M
 qemu-io -f qcow2 -c 'write -P 0x5a 4M 1M' "$work/top.qcow2" >/dev/null
 
 "$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img,pbs=4096" --lun ram:64M --lun "qcow2:$work/top.qcow2" \
+    --lun "file:$work/lun3.img" --lun "file:$work/ro.img,ro" \
     >"$work/target.out" 2>"$work/target.err" &
 pid=$!
 for _ in $(seq 1 100); do
@@ -75,13 +95,39 @@ check "a qcow2 LUN over a raw backing file reads as qemu-img reads it" bash -c \
     "qemu-img convert -f raw -O raw $url/2 $work/q-iscsi.raw && qemu-img convert -O raw $work/top.qcow2 $work/q-ref.raw && cmp $work/q-iscsi.raw $work/q-ref.raw"
 
 echo "== iscsi-test-cu --dataloss"
-args=(--dataloss)
-if [ -n "${ISCSI_TEST_FILTER:-}" ]; then args+=(-t "$ISCSI_TEST_FILTER"); fi
-start=$(date +%s)
-iscsi-test-cu "${args[@]}" "$url/0" >"$work/cu.log" 2>&1 || true
-echo "iscsi-test-cu took $(( $(date +%s) - start )) s"
-sed -n '/^Run Summary:/,/^Elapsed/p' "$work/cu.log"
-echo "SKIPPED lines: $(grep -c 'SKIPPED' "$work/cu.log" || true)"
+: >"$work/cu.log"
+cu_run() { # name, test list (comma separated), url...
+    local name=$1 tests=$2; shift 2
+    [ -n "$tests" ] || return 0
+    local start; start=$(date +%s)
+    iscsi-test-cu --dataloss -t "$tests" "$@" >"$work/cu-$name.log" 2>&1 || true
+    echo "-- $name ($1): $(( $(date +%s) - start )) s"
+    sed -n '/^Run Summary:/,/^Elapsed/p' "$work/cu-$name.log" | sed -n '/tests/p'
+    cat "$work/cu-$name.log" >>"$work/cu.log"
+}
+if [ -n "${ISCSI_TEST_FILTER:-}" ]; then
+    cu_run filter "$ISCSI_TEST_FILTER" "$url/0" "$url/0"
+else
+    iscsi-test-cu -l 2>/dev/null >"$work/list.txt"
+    awk -F. 'NF==3' "$work/list.txt" >"$work/all-tests.txt"
+    lbppb1=$(grep -E '\.GetLBAStatus\.UnmapSingle$' "$work/all-tests.txt" | paste -sd,)
+    readonly_tests=$(grep -E '\.ReadOnly\.' "$work/all-tests.txt" | paste -sd,)
+    multipath=$(grep -E '\.MultipathIO\.' "$work/all-tests.txt" | paste -sd,)
+    # Whole suites where we can (iscsi-test-cu keeps a suite's tests in
+    # their order, and iSCSITMF.LUNResetSimpleAsync only passes after
+    # AbortTaskSimpleAsync), single tests for GetLBAStatus.
+    main=$( { awk -F. 'NF==2' "$work/list.txt" | grep -vE '\.(GetLBAStatus|ReadOnly|MultipathIO)$'
+              grep -E '\.GetLBAStatus\.' "$work/all-tests.txt" | grep -v '\.UnmapSingle$'; } | paste -sd,)
+    echo "tests listed: $(wc -l <"$work/all-tests.txt")"
+    cu_run main "$main" "$url/0"
+    cu_run multipath "$multipath" "$url/3" "$url/3"
+    cu_run lbppb1 "$lbppb1" "$url/3"
+    cu_run readonly "$readonly_tests" "$url/4"
+fi
+awk '/^ +tests /{t+=$2; r+=$3; p+=$4; f+=$5} END {printf "TOTAL tests %d ran %d passed %d failed %d\n", t, r, p, f}' \
+    <(grep -h '^ *tests ' "$work"/cu-*.log)
+echo "SKIPPED lines: $(grep -c 'SKIPPED' "$work/cu.log" || true), by reason:"
+grep -o '\[SKIPPED\].*' "$work/cu.log" | sed 's/\.* *$//' | sort | uniq -c | sort -rn | sed 's/^/  /' || true
 mkdir -p "$target_dir/conformance" && cp "$work/cu.log" "$target_dir/conformance/iscsi-test-cu.log"
 echo "full log: $target_dir/conformance/iscsi-test-cu.log"
 

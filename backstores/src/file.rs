@@ -97,13 +97,15 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use rustix::fs::{FallocateFlags, SeekFrom};
 use tgtkit_scsi_core::backstore::{
-    AllocationState, Backstore, Capabilities, Extent, Geometry, IoError, IoResult, WriteFlags,
+    AllocationState, AtomicLimits, Backstore, Capabilities, Extent, Geometry, IoError, IoResult,
+    WriteFlags,
 };
 use tgtkit_scsi_core::buffer::DataBuffer;
 
 use crate::error::{check_geometry, check_range, ConfigError};
 use crate::pool::BlockingPool;
 use crate::sys::{self, Dir};
+use crate::ATOMIC_MAX_BYTES;
 
 /// Size of the shared zero buffer used when zeroes must be written.
 const ZERO_CHUNK: usize = 1 << 20;
@@ -937,6 +939,57 @@ impl Backstore for FileBackstore {
         self.write_direct(offset, buf, durable)
             .await
             .map_err(IoError::from_write)
+    }
+
+    /// Up to [`ATOMIC_MAX_BYTES`]; with physical blocks larger than
+    /// logical ones, aligned to and a multiple of the physical block, so an
+    /// atomic write never shares a physical block with another write.
+    ///
+    /// What "atomic" means here: the engine holds the unit's write gate
+    /// exclusively, so no write, WRITE SAME, UNMAP or COMPARE AND WRITE of
+    /// this target overlaps it, and a READ that overlapped it in time is
+    /// redone, so no command of this target sees part of it.
+    /// [`write_atomic`] allocates the range of a regular file before writing
+    /// (`fallocate`), so running out of space refuses it whole. It is not
+    /// atomic across a crash (`crash_atomic: false`): the data goes through
+    /// the page cache (or `O_DIRECT`) as ordinary writes, which the kernel
+    /// and the device may persist in part; other processes writing the file
+    /// directly are not kept out either.
+    ///
+    /// [`write_atomic`]: Backstore::write_atomic
+    fn atomic_limits(&self) -> Option<AtomicLimits> {
+        // Also on a read-only file: WRITE ATOMIC then answers WRITE
+        // PROTECTED like every other write, not "unsupported".
+        let inner = &self.inner;
+        let unit = if inner.physical > inner.logical {
+            u64::from(inner.physical)
+        } else {
+            0
+        };
+        Some(AtomicLimits {
+            max_bytes: ATOMIC_MAX_BYTES,
+            alignment: unit,
+            granularity: unit,
+            crash_atomic: false,
+        })
+    }
+
+    async fn write_atomic(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
+        let len = buf.len() as u64;
+        self.check_write(offset, len)?;
+        if self.inner.kind == Kind::Regular && len > 0 {
+            let r = self
+                .blocking(move |inner| inner.fallocate(FallocateFlags::KEEP_SIZE, offset, len))
+                .await;
+            match r {
+                Ok(()) => {}
+                // A file system without fallocate: write as it comes.
+                Err(e) if e.raw_os_error() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) => {
+                }
+                Err(e) => return Err(IoError::from_write(e)),
+            }
+        }
+        self.write(offset, buf, flags).await
     }
 
     async fn flush(&self) -> IoResult<()> {

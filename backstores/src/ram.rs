@@ -50,11 +50,13 @@ use std::sync::{Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use tgtkit_scsi_core::backstore::{
-    AllocationState, Backstore, Capabilities, Extent, Geometry, IoError, IoResult, WriteFlags,
+    AllocationState, AtomicLimits, Backstore, Capabilities, Extent, Geometry, IoError, IoResult,
+    WriteFlags,
 };
 use tgtkit_scsi_core::buffer::DataBuffer;
 
 use crate::error::{check_geometry, check_range, ConfigError};
+use crate::ATOMIC_MAX_BYTES;
 
 /// Number of map shards; a power of two.
 const SHARDS: usize = 256;
@@ -524,6 +526,33 @@ impl Backstore for RamBackstore {
     ) -> Option<IoResult<()>> {
         let _ = flags;
         Some(self.write_now(offset, buf))
+    }
+
+    /// Up to [`ATOMIC_MAX_BYTES`], any block: the engine serialises the
+    /// write against every other command, and [`write_atomic`] allocates
+    /// every chunk before copying a byte, so the memory limit refuses it
+    /// whole. Memory does not survive a crash, so there is nothing to tear.
+    ///
+    /// [`write_atomic`]: Backstore::write_atomic
+    fn atomic_limits(&self) -> Option<AtomicLimits> {
+        Some(AtomicLimits {
+            max_bytes: ATOMIC_MAX_BYTES,
+            alignment: 0,
+            granularity: 0,
+            crash_atomic: true,
+        })
+    }
+
+    async fn write_atomic(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
+        let _ = flags;
+        let len = buf.len() as u64;
+        self.check_write(offset, len)?;
+        // Allocate first: a zeroed chunk reads as the hole it replaces, so
+        // running out of memory here leaves the range as it was.
+        for p in self.pieces(offset, len) {
+            self.with_chunk_mut(p.index, |_| {})?;
+        }
+        self.write_now(offset, &buf)
     }
 
     async fn flush(&self) -> IoResult<()> {

@@ -554,3 +554,50 @@ fn accepts_futures_dropped_while_in_flight() {
         drop(b);
     }
 }
+
+#[test]
+fn offers_atomic_writes_aligned_to_the_physical_block() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = new_file(dir.path(), "atomic.img", 1 << 20);
+    for engine in engines() {
+        let plain = FileOptions::new().engine(engine).open(&path).unwrap();
+        let l = plain.atomic_limits().expect("file offers atomic writes");
+        assert_eq!((l.alignment, l.granularity, l.crash_atomic), (0, 0, false));
+        let b = FileOptions::new()
+            .engine(engine)
+            .physical_block_size(4096)
+            .open(&path)
+            .unwrap();
+        let l = b.atomic_limits().unwrap();
+        assert_eq!((l.alignment, l.granularity), (4096, 4096));
+        assert_eq!(l.max_bytes, tgtkit_backstores::ATOMIC_MAX_BYTES);
+        block_on(async {
+            b.write_atomic(
+                8192,
+                DataBuffer::from_vec(vec![0x3c; 8192]),
+                WriteFlags::FUA,
+            )
+            .await
+            .unwrap();
+            let back = DataBuffer::zeroed(8192);
+            b.read(8192, back.clone()).await.unwrap();
+            assert_eq!(back.to_vec(), vec![0x3c; 8192]);
+            // Past the end is refused, not written in part.
+            let r = b
+                .write_atomic(
+                    (1 << 20) - 4096,
+                    DataBuffer::zeroed(8192),
+                    WriteFlags::empty(),
+                )
+                .await;
+            assert!(matches!(r, Err(IoError::OutOfRange)), "{r:?}");
+        });
+        let ro = FileOptions::new()
+            .read_only(true)
+            .engine(engine)
+            .open(&path)
+            .unwrap();
+        let r = block_on(ro.write_atomic(0, DataBuffer::zeroed(512), WriteFlags::empty()));
+        assert!(matches!(r, Err(IoError::ReadOnly)), "{r:?}");
+    }
+}

@@ -237,3 +237,42 @@ proptest! {
         block_on(run_ops(&ram, &mut model, &ops));
     }
 }
+
+#[test]
+fn writes_atomically_or_not_at_all_under_the_memory_limit() {
+    let ram = RamOptions::new()
+        .chunk_size(4096)
+        .memory_limit(2 * 4096)
+        .build(1 << 20)
+        .unwrap();
+    let limits = ram.atomic_limits().expect("ram offers atomic writes");
+    assert_eq!(limits.max_bytes, tgtkit_backstores::ATOMIC_MAX_BYTES);
+    block_on(async {
+        write_bytes(&ram, 0, &[1; 4096], &[], false).await;
+        // Three chunks where only one more fits: refused before a byte of
+        // the first (already allocated) chunk changes.
+        let r = ram
+            .write_atomic(
+                0,
+                DataBuffer::from_vec(vec![9; 3 * 4096]),
+                WriteFlags::empty(),
+            )
+            .await;
+        assert!(matches!(r, Err(IoError::NoSpace)), "{r:?}");
+        let back = DataBuffer::zeroed(3 * 4096);
+        ram.read(0, back.clone()).await.unwrap();
+        assert_eq!(&back.to_vec()[..4096], &[1; 4096][..]);
+        assert!(back.to_vec()[4096..].iter().all(|&b| b == 0));
+        // Two chunks fit.
+        ram.write_atomic(
+            0,
+            DataBuffer::from_vec(vec![9; 2 * 4096]),
+            WriteFlags::empty(),
+        )
+        .await
+        .unwrap();
+        let back = DataBuffer::zeroed(2 * 4096);
+        ram.read(0, back.clone()).await.unwrap();
+        assert_eq!(back.to_vec(), vec![9; 2 * 4096]);
+    });
+}

@@ -60,6 +60,11 @@ fn command_seeds() -> Vec<Vec<u8>> {
     let mut caw = vec![0u8; 16];
     caw[0] = 0x89;
     caw[13] = 1;
+    // WRITE ATOMIC (16) of 8 blocks at LBA 8.
+    let mut atomic = vec![0u8; 16];
+    atomic[0] = 0x9c;
+    atomic[9] = 8;
+    atomic[13] = 8;
     let tur = vec![0u8; 6];
     mode_select[4] = ctl.len() as u8;
     vec![
@@ -87,6 +92,12 @@ fn command_seeds() -> Vec<Vec<u8>> {
         [record(0, &tur, &[]), record(0, &rsoc, &[0; 2048])].concat(),
         [record(0, &tur, &[]), record(0x20, &unmap, &unmap_list)].concat(),
         [record(0, &tur, &[]), record(0, &caw, &[0; 1024])].concat(),
+        [
+            record(0, &tur, &[]),
+            record(0, &atomic, &[0xa6; 4096]),
+            record(0, &read16(8, 8), &[0; 4096]),
+        ]
+        .concat(),
     ]
 }
 

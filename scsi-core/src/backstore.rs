@@ -224,6 +224,34 @@ impl IoError {
 /// Result of a backstore operation.
 pub type IoResult<T> = Result<T, IoError>;
 
+/// What a backstore promises about atomic writes (SBC-4 §4.29, WRITE
+/// ATOMIC (16)); all values in bytes.
+///
+/// The engine itself makes a WRITE ATOMIC indivisible against every other
+/// command of the logical unit: it holds the unit's write gate exclusively
+/// (ordinary writes, WRITE SAME, UNMAP and COMPARE AND WRITE hold it shared
+/// or exclusive too), and reads that overlap an atomic write in time are
+/// done again under the gate, so no command of this target sees part of
+/// one. What a backstore adds by returning limits is that its
+/// [`write_atomic`](Backstore::write_atomic) either changes the whole range
+/// or, when it returns an error, none of it as far as it can check before
+/// writing. Atomicity across a crash or power loss is only what
+/// [`crash_atomic`](Self::crash_atomic) says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct AtomicLimits {
+    /// Largest atomic write (MAXIMUM ATOMIC TRANSFER LENGTH).
+    pub max_bytes: u64,
+    /// An atomic write starts on a multiple of this (ATOMIC ALIGNMENT;
+    /// a multiple of the logical block size, or 0 for any block).
+    pub alignment: u64,
+    /// An atomic write's length is a multiple of this (ATOMIC TRANSFER
+    /// LENGTH GRANULARITY; a multiple of the logical block size, or 0).
+    pub granularity: u64,
+    /// The write is all-or-nothing across a crash of this process or of the
+    /// host, not only against other commands.
+    pub crash_atomic: bool,
+}
+
 /// Byte-addressed async storage under a logical unit.
 ///
 /// All offsets and lengths are in bytes; the device model only issues
@@ -285,6 +313,22 @@ pub trait Backstore: Send + Sync + 'static {
     ) -> Option<IoResult<()>> {
         let _ = (offset, buf, flags);
         None
+    }
+
+    /// The atomic writes this backstore supports, or `None` (the default):
+    /// WRITE ATOMIC (16) is then INVALID COMMAND OPERATION CODE and the
+    /// Block Limits VPD page's atomic fields are zero.
+    fn atomic_limits(&self) -> Option<AtomicLimits> {
+        None
+    }
+
+    /// Write `buf` at `offset` as one atomic write (see [`AtomicLimits`]):
+    /// only called within [`atomic_limits`](Backstore::atomic_limits), while
+    /// the engine keeps every other command of the unit off the medium.
+    /// The default is [`write`](Backstore::write); a backstore overrides it
+    /// to refuse what it can before touching the range.
+    async fn write_atomic(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
+        self.write(offset, buf, flags).await
     }
 
     /// Deallocate `len` bytes at `offset`. Only called with

@@ -87,6 +87,25 @@ pub struct WriteSame {
     pub group: u8,
 }
 
+/// The fields of WRITE ATOMIC (16) (SBC-4, opcode 9Ch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WriteAtomic {
+    /// First logical block.
+    pub lba: u64,
+    /// ATOMIC BOUNDARY (0 = the whole transfer is one atomic write).
+    pub boundary: u16,
+    /// Transfer length in logical blocks.
+    pub blocks: u16,
+    /// WRPROTECT.
+    pub wrprotect: u8,
+    /// Disable page out.
+    pub dpo: bool,
+    /// Force unit access.
+    pub fua: bool,
+    /// Group number.
+    pub group: u8,
+}
+
 /// A decoded command descriptor block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -210,6 +229,8 @@ pub enum Cdb {
     Verify(Rw),
     /// WRITE SAME (10/16) (sbc 5.48, 5.49).
     WriteSame(WriteSame),
+    /// WRITE ATOMIC (16) (sbc, opcode 9Ch).
+    WriteAtomic(WriteAtomic),
     /// UNMAP (sbc 5.32).
     Unmap {
         /// ANCHOR.
@@ -392,6 +413,7 @@ pub mod opcode {
     pub const PRE_FETCH_16: u8 = 0x90;
     pub const SYNCHRONIZE_CACHE_16: u8 = 0x91;
     pub const WRITE_SAME_16: u8 = 0x93;
+    pub const WRITE_ATOMIC_16: u8 = 0x9c;
     pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
     pub const REPORT_LUNS: u8 = 0xa0;
     pub const MAINTENANCE_IN: u8 = 0xa3;
@@ -647,6 +669,15 @@ impl Cdb {
                     group: if long { c[14] & 0x3f } else { c[6] & 0x3f },
                 })
             }
+            Handler::WriteAtomic => Cdb::WriteAtomic(WriteAtomic {
+                lba: be64(c, 2),
+                boundary: be16(c, 10),
+                blocks: be16(c, 12),
+                wrprotect: c[1] >> 5,
+                dpo: bit(c[1], 4),
+                fua: bit(c[1], 3),
+                group: c[14] & 0x3f,
+            }),
             Handler::Unmap => Cdb::Unmap {
                 anchor: bit(c[1], 0),
                 group: c[6] & 0x3f,
@@ -939,6 +970,15 @@ impl Cdb {
                     put16(&mut b, 7, w.blocks as u16);
                     10
                 }
+            }
+            Cdb::WriteAtomic(ref w) => {
+                b[0] = op::WRITE_ATOMIC_16;
+                b[1] = (w.wrprotect << 5) | flag(w.dpo, 4) | flag(w.fua, 3);
+                put64(&mut b, 2, w.lba);
+                put16(&mut b, 10, w.boundary);
+                put16(&mut b, 12, w.blocks);
+                b[14] = w.group & 0x3f;
+                16
             }
             Cdb::Unmap {
                 anchor,
@@ -1292,6 +1332,26 @@ mod tests {
             any::<u32>().prop_map(|alloc_len| Cdb::ReadCapacity16 { alloc_len }),
             (any::<u64>(), any::<u32>())
                 .prop_map(|(lba, alloc_len)| Cdb::GetLbaStatus { lba, alloc_len }),
+            (
+                any::<u64>(),
+                any::<u16>(),
+                any::<u16>(),
+                0u8..8,
+                any::<bool>(),
+                any::<bool>(),
+                0u8..64
+            )
+                .prop_map(|(lba, boundary, blocks, wrprotect, dpo, fua, group)| {
+                    Cdb::WriteAtomic(WriteAtomic {
+                        lba,
+                        boundary,
+                        blocks,
+                        wrprotect,
+                        dpo,
+                        fua,
+                        group,
+                    })
+                }),
             rw_strategy(ALL, false).prop_map(Cdb::Read),
             rw_strategy(ALL, false).prop_map(Cdb::Write),
             rw_strategy(VERIFY, true).prop_map(Cdb::WriteAndVerify),

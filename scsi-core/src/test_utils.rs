@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 
 use crate::backstore::{
-    AllocationState, Backstore, Capabilities, Extent, Geometry, IoError, IoResult, WriteFlags,
+    AllocationState, AtomicLimits, Backstore, Capabilities, Extent, Geometry, IoError, IoResult,
+    WriteFlags,
 };
 use crate::buffer::DataBuffer;
 use crate::engine::{Command, NexusId, NexusInfo, RawCdb, Response, Target, TaskAttribute};
@@ -35,6 +36,7 @@ pub struct MemBackstore {
     /// Number of writes that arrived with FUA.
     pub fua_writes: AtomicU64,
     fail_reads: AtomicBool,
+    atomic: Option<AtomicLimits>,
 }
 
 impl std::fmt::Debug for MemBackstore {
@@ -68,6 +70,7 @@ impl MemBackstore {
             flushes: AtomicU64::new(0),
             fua_writes: AtomicU64::new(0),
             fail_reads: AtomicBool::new(false),
+            atomic: None,
         }
     }
 
@@ -82,6 +85,14 @@ impl MemBackstore {
     #[must_use]
     pub fn physical_block_size(mut self, bytes: u32) -> Self {
         self.physical_block_size = bytes;
+        self
+    }
+
+    /// The same disk with atomic writes of these limits (one lock over the
+    /// whole disk makes every write atomic; none by default).
+    #[must_use]
+    pub fn atomic(mut self, limits: AtomicLimits) -> Self {
+        self.atomic = Some(limits);
         self
     }
 
@@ -173,6 +184,10 @@ impl Backstore for MemBackstore {
             read_only: self.read_only,
             rotational: false,
         }
+    }
+
+    fn atomic_limits(&self) -> Option<AtomicLimits> {
+        self.atomic
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -220,9 +220,6 @@ fn writes_same_with_and_without_unmap() {
     // NDOB: no data-out buffer.
     ws[1] = 0x09;
     assert_good(&init.send(&ws, &[]));
-    // WSNZ: zero blocks is refused.
-    ws[10..14].copy_from_slice(&0u32.to_be_bytes());
-    assert_invalid_field(&init.send(&ws, &[0; 512]), 10, None);
     // ANCHOR is not supported.
     let mut ws10 = rw10(0x41, 0, 1);
     ws10[1] = 0x10;
@@ -387,6 +384,54 @@ fn bounds_write_same_by_its_own_limit() {
 }
 
 #[test]
+fn writes_same_with_zero_blocks_to_the_end_of_the_medium() {
+    // SBC-4 §5.48/§5.49 with WSNZ zero (Block Limits VPD byte 4 bit 0).
+    let (_t, store, init) = disk();
+    let vpd = init.run(&[0x12, 1, 0xb0, 0, 64, 0], 64);
+    assert_eq!(vpd.data[4] & 1, 0, "WSNZ");
+    let lba = BLOCKS as u32 - 4;
+    assert_good(&init.send(&rw10(0x41, lba, 0), &[0xc3; 512]));
+    let tail = store.contents(u64::from(lba) * 512, 4 * 512);
+    assert_eq!(tail, vec![0xc3; 4 * 512]);
+    assert_eq!(store.contents(u64::from(lba - 1) * 512, 512), vec![0; 512]);
+    // The last block alone, then one past it.
+    assert_good(&init.send(&rw10(0x41, BLOCKS as u32 - 1, 0), &[0x3c; 512]));
+    assert_eq!(store.contents((BLOCKS - 1) * 512, 512), vec![0x3c; 512]);
+    for lba in [BLOCKS as u32, BLOCKS as u32 + 1, u32::MAX] {
+        let o = init.send(&rw10(0x41, lba, 0), &[0; 512]);
+        assert_sense(&o, SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE);
+    }
+    let mut ws = [0u8; 16];
+    ws[0] = 0x93;
+    ws[2..10].copy_from_slice(&u64::MAX.to_be_bytes());
+    let o = init.send(&ws, &[0; 512]);
+    assert_sense(&o, SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE);
+}
+
+#[test]
+fn bounds_write_same_of_zero_blocks_by_maximum_write_same_length() {
+    // More blocks to the end than MAXIMUM WRITE SAME LENGTH: INVALID FIELD
+    // IN CDB at NUMBER OF LOGICAL BLOCKS (what libiscsi's ZeroBlocks wants).
+    let blocks = 1u64 << 17;
+    let (t, store, init) = disk_with(
+        tgtkit_scsi_core::test_utils::MemBackstore::new(blocks, BS),
+        false,
+    );
+    let max = u64::from(t.config().max_write_same_blocks);
+    let mut ws = [0u8; 16];
+    ws[0] = 0x93;
+    assert_invalid_field(&init.send(&ws, &[1; 512]), 10, None);
+    assert_invalid_field(&init.send(&rw10(0x41, 0, 0), &[1; 512]), 7, None);
+    ws[2..10].copy_from_slice(&(blocks - max - 1).to_be_bytes());
+    assert_invalid_field(&init.send(&ws, &[1; 512]), 10, None);
+    assert_eq!(store.contents((blocks - max - 1) * 512, 512), vec![0; 512]);
+    ws[2..10].copy_from_slice(&(blocks - max).to_be_bytes());
+    assert_good(&init.send(&ws, &[1; 512]));
+    assert_eq!(store.contents((blocks - max) * 512, 512), vec![1; 512]);
+    assert_eq!(store.contents((blocks - 1) * 512, 512), vec![1; 512]);
+}
+
+#[test]
 fn or_writes_into_existing_blocks() {
     let (_t, store, init) = disk();
     assert_good(&init.send(&write16(6, 2), &[0x0f; 1024]));
@@ -450,4 +495,40 @@ fn rejects_data_out_sizes_that_do_not_match_the_cdb() {
     assert_invalid_field(&init.send(&caw, &[0xa6; 2048]), 13, None);
     caw[13] = 3;
     assert_invalid_field(&init.send(&caw, &[0xa6; 2048]), 13, None);
+}
+
+#[test]
+fn unmaps_with_write_same_10_of_zero_blocks_to_the_end() {
+    // libiscsi WriteSame10.UnmapUntilEnd: the last i blocks, NUMBER OF
+    // LOGICAL BLOCKS zero, UNMAP set, a zero block; they read back zero.
+    let (_t, store, init) = disk();
+    for i in [1u32, 2, 7] {
+        let lba = BLOCKS as u32 - i;
+        assert_good(&init.send(&rw10(0x2a, lba, i as u16), &vec![0xff; 512 * i as usize]));
+        let mut ws = rw10(0x41, lba, 0);
+        ws[1] = 0x08;
+        assert_good(&init.send(&ws, &[0; 512]));
+        let got = store.contents(u64::from(lba) * 512, 512 * i as usize);
+        assert!(got.iter().all(|&b| b == 0), "{i} blocks");
+    }
+}
+
+#[test]
+fn refuses_unmap_and_write_same_unmap_on_read_only_units_as_write_protected() {
+    // Even where the backstore cannot deallocate (a read-only file cannot
+    // be probed for hole punching): libiscsi's ReadOnly.ReadOnlySBC.
+    let (_t, _s, init) = disk_with(
+        tgtkit_scsi_core::test_utils::MemBackstore::with_capabilities(
+            BLOCKS,
+            BS,
+            Capabilities::WRITE_CACHE,
+        ),
+        true,
+    );
+    let mut ws = rw10(0x41, 0, 1);
+    ws[1] = 0x08;
+    let o = init.send(&ws, &[0; 512]);
+    assert_sense(&o, SenseKey::DATA_PROTECT, Asc::WRITE_PROTECTED);
+    let o = init.send(&[0x42, 0, 0, 0, 0, 0, 0, 0, 24, 0], &[0; 24]);
+    assert_sense(&o, SenseKey::DATA_PROTECT, Asc::WRITE_PROTECTED);
 }

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use tgtkit_scsi_core::backstore::Capabilities;
+use tgtkit_scsi_core::backstore::{AtomicLimits, Capabilities};
 use tgtkit_scsi_core::engine::{LuConfig, Residual};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_scsi_core::sense::{Asc, SenseKey};
@@ -312,9 +312,17 @@ fn log_sense_lists_supported_pages() {
     );
 }
 
+/// Atomic writes, so that every row of the table applies.
+const ATOMIC: AtomicLimits = AtomicLimits {
+    max_bytes: 1 << 16,
+    alignment: 0,
+    granularity: 0,
+    crash_atomic: false,
+};
+
 #[test]
 fn reports_exactly_the_table_as_supported_opcodes() {
-    let (_t, _s, a) = disk();
+    let (_t, _s, a) = disk_with(MemBackstore::new(BLOCKS, BS).atomic(ATOMIC), false);
     let o = a.run(&[0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096);
     assert_good(&o);
     let len = u32::from_be_bytes(o.data[0..4].try_into().unwrap()) as usize;
@@ -348,7 +356,10 @@ fn reports_exactly_the_table_as_supported_opcodes() {
 
 #[test]
 fn leaves_unmap_out_when_the_backstore_cannot_deallocate() {
-    let (_t, _s, a) = disk_caps(Capabilities::WRITE_CACHE);
+    let (_t, _s, a) = disk_with(
+        MemBackstore::with_capabilities(BLOCKS, BS, Capabilities::WRITE_CACHE).atomic(ATOMIC),
+        false,
+    );
     let o = a.run(&[0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096);
     let len = u32::from_be_bytes(o.data[0..4].try_into().unwrap()) as usize;
     assert_eq!(len, 8 * (COMMANDS.len() - 1));

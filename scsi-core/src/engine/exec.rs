@@ -402,6 +402,7 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
         Cdb::OrWrite(ref rw) => sbc::or_write(ctx, rw).await,
         Cdb::Verify(ref rw) => sbc::verify(ctx, rw).await,
         Cdb::WriteSame(ref ws) => sbc::write_same(ctx, ws).await,
+        Cdb::WriteAtomic(ref wa) => sbc::write_atomic(ctx, wa).await,
         Cdb::Unmap {
             anchor, param_len, ..
         } => sbc::unmap(ctx, anchor, param_len).await,

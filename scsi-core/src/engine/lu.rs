@@ -319,6 +319,19 @@ impl LuBackstore {
         }
     }
 
+    pub(crate) fn atomic_limits(&self) -> Option<crate::backstore::AtomicLimits> {
+        self.0.atomic_limits()
+    }
+
+    pub(crate) fn write_atomic(
+        &self,
+        offset: u64,
+        buf: DataBuffer,
+        flags: WriteFlags,
+    ) -> impl Future<Output = IoResult<()>> + Send + '_ {
+        self.0.write_atomic(offset, buf, flags)
+    }
+
     pub(crate) fn flush(&self) -> impl Future<Output = IoResult<()>> + Send + '_ {
         self.0.flush()
     }
@@ -366,6 +379,10 @@ pub(crate) struct LogicalUnit {
     /// Writes hold it shared; COMPARE AND WRITE holds it exclusive, which
     /// makes the compare and the write atomic against every other write.
     pub write_gate: async_lock::RwLock<()>,
+    /// Odd while a WRITE ATOMIC is writing; bumped twice by each. A read
+    /// that sees it odd or changed across its I/O is done again under the
+    /// shared write gate, so it never returns part of an atomic write.
+    pub atomic_seq: AtomicU64,
     /// Where APTPL state goes.
     pub pr_store: Option<Arc<dyn PrStore>>,
     /// Serialises PERSISTENT RESERVE OUT commands.
@@ -409,6 +426,7 @@ impl LogicalUnit {
             tasks: TaskSet::default(),
             quiet,
             write_gate: async_lock::RwLock::new(()),
+            atomic_seq: AtomicU64::new(0),
             pr_store: config.pr_store,
             pr_gate: async_lock::Mutex::new(()),
         })

@@ -93,7 +93,8 @@ pub struct TargetConfig {
     /// COUNT).
     pub max_unmap_blocks: u32,
     /// Largest WRITE SAME length in blocks (VPD B0h MAXIMUM WRITE SAME
-    /// LENGTH).
+    /// LENGTH; 0 = no limit). It also bounds a WRITE SAME with NUMBER OF
+    /// LOGICAL BLOCKS zero, which covers the rest of the medium.
     pub max_write_same_blocks: u32,
     /// Largest number of UNMAP block descriptors (VPD B0h).
     pub max_unmap_descriptors: u32,

@@ -5,11 +5,17 @@
 //! data between the backstore and the transport's buffer without an
 //! intermediate copy on the READ/WRITE path.
 
+mod atomic;
 mod compare;
 mod provisioning;
 
+pub(crate) use atomic::{
+    limits_in_blocks as atomic_limits_in_blocks, supported as atomic_supported, write_atomic,
+};
 pub(crate) use compare::{compare_and_write, or_write, verify};
 pub(crate) use provisioning::{get_lba_status, unmap, write_same};
+
+use std::sync::atomic::Ordering;
 
 use crate::backstore::{Capabilities, WriteFlags};
 use crate::buffer::DataBuffer;
@@ -108,12 +114,23 @@ pub(crate) async fn read(ctx: &Ctx<'_>, rw: &Rw) -> Outcome {
     let avail = bytes.min(ctx.data.len());
     let whole = avail - avail % bs;
     if whole > 0 {
-        let view = ctx.data.slice(0, whole).unwrap_or_default();
-        ctx.lu
-            .backstore
-            .read(offset, view)
-            .await
-            .map_err(|e| e.sense().with_information(rw.lba))?;
+        let read_all = || {
+            let view = ctx.data.slice(0, whole).unwrap_or_default();
+            ctx.lu.backstore.read(offset, view)
+        };
+        let err = |e: crate::backstore::IoError| e.sense().with_information(rw.lba);
+        // Never return part of a WRITE ATOMIC (see sbc::atomic): a read
+        // that overlapped one in time is done again under the shared gate,
+        // which an atomic write holds exclusively.
+        let seq = ctx.lu.atomic_seq.load(Ordering::SeqCst);
+        let clean = seq % 2 == 0 && {
+            read_all().await.map_err(err)?;
+            ctx.lu.atomic_seq.load(Ordering::SeqCst) == seq
+        };
+        if !clean {
+            let _shared = ctx.lu.write_gate.read().await;
+            read_all().await.map_err(err)?;
+        }
     }
     if whole < avail {
         // The buffer ends inside a block: read that block aside and copy
@@ -151,6 +168,19 @@ pub(crate) async fn write_durable(
     buf: DataBuffer,
     flags: WriteFlags,
 ) -> Result<(), Sense> {
+    write_durable_with(ctx, offset, buf, flags, false).await
+}
+
+/// [`write_durable`], through [`Backstore::write_atomic`] when `atomic`.
+///
+/// [`Backstore::write_atomic`]: crate::backstore::Backstore::write_atomic
+pub(crate) async fn write_durable_with(
+    ctx: &Ctx<'_>,
+    offset: u64,
+    buf: DataBuffer,
+    flags: WriteFlags,
+    atomic: bool,
+) -> Result<(), Sense> {
     let backstore = &ctx.lu.backstore;
     let caps = backstore.capabilities();
     let native_fua = caps.contains(Capabilities::FUA);
@@ -160,10 +190,12 @@ pub(crate) async fn write_durable(
     } else {
         WriteFlags::empty()
     };
-    backstore
-        .write(offset, buf, pass)
-        .await
-        .map_err(|e| e.sense().with_information(lba))?;
+    let done = if atomic {
+        backstore.write_atomic(offset, buf, pass).await
+    } else {
+        backstore.write(offset, buf, pass).await
+    };
+    done.map_err(|e| e.sense().with_information(lba))?;
     if flags.contains(WriteFlags::FUA) && !native_fua && caps.contains(Capabilities::WRITE_CACHE) {
         backstore.flush().await.map_err(|e| e.sense())?;
     }

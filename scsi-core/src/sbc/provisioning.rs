@@ -15,6 +15,10 @@ use super::{
 /// WRITE SAME (10/16).
 pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
     check_protect(ws.wrprotect)?;
+    // A write-protected unit answers WRITE PROTECTED before anything about
+    // UNMAP support (libiscsi's ReadOnly test wants it for WRITE SAME with
+    // UNMAP on a read-only unit whose backstore cannot deallocate).
+    check_writable(ctx)?;
     let caps = ctx.lu.backstore.capabilities();
     if ws.anchor {
         // ANC_SUP is zero in VPD B2h.
@@ -23,16 +27,10 @@ pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
     if ws.unmap && !caps.contains(Capabilities::DISCARD) {
         return Err(Sense::invalid_cdb_field(1, Some(3)));
     }
-    let len_field = if ws.size == CdbSize::Sixteen { 10 } else { 7 };
-    if ws.blocks == 0 || ws.blocks > ctx.target.config().max_write_same_blocks {
-        // WSNZ is one, and MAXIMUM WRITE SAME LENGTH bounds the rest.
-        return Err(Sense::invalid_cdb_field(len_field, None));
-    }
-    check_range(ctx, ws.lba, u64::from(ws.blocks))?;
-    check_writable(ctx)?;
+    let blocks = same_blocks(ctx, ws)?;
     let bs = usize_of(ctx.block_size());
     let offset = ws.lba * ctx.block_size();
-    let total = u64::from(ws.blocks) * ctx.block_size();
+    let total = blocks * ctx.block_size();
 
     let mut block = vec![0u8; bs];
     // NDOB, or UNMAP with an empty data-out buffer (libiscsi sends WRITE
@@ -65,7 +63,7 @@ pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
         }
     } else {
         let per_chunk = (CHUNK_BYTES / bs).max(1);
-        let chunk_blocks = per_chunk.min(usize_of(u64::from(ws.blocks)));
+        let chunk_blocks = per_chunk.min(usize_of(blocks));
         let mut pattern = Vec::with_capacity(chunk_blocks * bs);
         for _ in 0..chunk_blocks {
             pattern.extend_from_slice(&block);
@@ -85,8 +83,39 @@ pub(crate) async fn write_same(ctx: &Ctx<'_>, ws: &WriteSame) -> Outcome {
     })
 }
 
+/// The number of blocks a WRITE SAME writes, checked against the medium and
+/// the Block Limits VPD page.
+///
+/// SBC-4 §5.48/§5.49: NUMBER OF LOGICAL BLOCKS zero means every block from
+/// the LBA to the end of the medium (our WSNZ bit is zero). An LBA past the
+/// last one is LOGICAL BLOCK ADDRESS OUT OF RANGE; a count (given or implied
+/// by zero) over a non-zero MAXIMUM WRITE SAME LENGTH is INVALID FIELD IN
+/// CDB pointing at the NUMBER OF LOGICAL BLOCKS field (Block Limits VPD
+/// page, MAXIMUM WRITE SAME LENGTH).
+fn same_blocks(ctx: &Ctx<'_>, ws: &WriteSame) -> Result<u64, Sense> {
+    let len_field = if ws.size == CdbSize::Sixteen { 10 } else { 7 };
+    let capacity = ctx.geometry.blocks();
+    let blocks = if ws.blocks == 0 {
+        if ws.lba >= capacity {
+            return Err(out_of_range());
+        }
+        capacity - ws.lba
+    } else {
+        u64::from(ws.blocks)
+    };
+    let max = ctx.target.config().max_write_same_blocks;
+    if max != 0 && blocks > u64::from(max) {
+        return Err(Sense::invalid_cdb_field(len_field, None));
+    }
+    check_range(ctx, ws.lba, blocks)?;
+    Ok(blocks)
+}
+
 /// UNMAP: parameter list header (8 bytes) then 16-byte block descriptors.
 pub(crate) async fn unmap(ctx: &Ctx<'_>, anchor: bool, param_len: u16) -> Outcome {
+    // A read-only unit changes nothing: WRITE PROTECTED, whether or not its
+    // backstore could deallocate (a read-only file cannot be probed for it).
+    check_writable(ctx)?;
     if !super::super::spc::rsoc::unmap_supported(ctx) {
         return Err(crate::cdb::invalid_opcode());
     }

@@ -7,7 +7,7 @@ use crate::sense::Sense;
 use crate::table::{self, CommandDesc, Handler, COMMANDS};
 
 /// Whether the logical unit really supports `row` (UNMAP needs a backstore
-/// that can deallocate).
+/// that can deallocate, WRITE ATOMIC one with atomic writes).
 fn supported_here(ctx: &Ctx<'_>, row: &CommandDesc) -> bool {
     match row.handler {
         Handler::Unmap => ctx
@@ -15,6 +15,7 @@ fn supported_here(ctx: &Ctx<'_>, row: &CommandDesc) -> bool {
             .backstore
             .capabilities()
             .contains(Capabilities::DISCARD),
+        Handler::WriteAtomic => crate::sbc::atomic_supported(ctx),
         _ => true,
     }
 }

@@ -93,8 +93,8 @@ fn block_limits(ctx: &Ctx<'_>) -> Vec<u8> {
     let caps = ctx.lu.backstore.capabilities();
     let g = ctx.geometry;
     let mut d = vec![0u8; 0x3c];
-    // Page byte 4 (0 here): WSNZ: WRITE SAME with zero blocks is refused.
-    d[0] = 0x01;
+    // Page byte 4 (0 here): WSNZ is zero: WRITE SAME with zero blocks
+    // writes to the end of the medium, bounded by MAXIMUM WRITE SAME LENGTH.
     // MAXIMUM COMPARE AND WRITE LENGTH.
     d[1] = super::super::sbc::MAX_CAW_BLOCKS;
     let granularity = (g.physical_block_size / g.logical_block_size.max(1)).max(1);
@@ -108,6 +108,13 @@ fn block_limits(ctx: &Ctx<'_>) -> Vec<u8> {
         d[24..28].copy_from_slice(&granularity.to_be_bytes());
     }
     d[32..40].copy_from_slice(&u64::from(cfg.max_write_same_blocks).to_be_bytes());
+    // Page bytes 44-63: MAXIMUM ATOMIC TRANSFER LENGTH, ATOMIC ALIGNMENT,
+    // ATOMIC TRANSFER LENGTH GRANULARITY; the two atomic boundary fields
+    // stay zero (no ATOMIC BOUNDARY support).
+    let (max, alignment, granularity) = super::super::sbc::atomic_limits_in_blocks(ctx);
+    d[40..44].copy_from_slice(&max.to_be_bytes());
+    d[44..48].copy_from_slice(&alignment.to_be_bytes());
+    d[48..52].copy_from_slice(&granularity.to_be_bytes());
     d
 }
 

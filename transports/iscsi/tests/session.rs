@@ -473,6 +473,65 @@ fn accepts_writes_with_immediate_unsolicited_and_r2t_data() {
     );
 }
 
+/// Send the 2-block write `itt` as the R2T asks, with the DataSN of each of
+/// its two 512-byte Data-Out PDUs given by `sns`; return status and sense.
+async fn write_with_data_sns(ini: &mut Ini, itt: u32, sns: [u32; 2]) -> (u8, Vec<u8>) {
+    ini.command(itt, &write10(20, 2), false, true, 1024, &[], true)
+        .await;
+    let (Bhs::R2t(r), _) = ini.recv().await.unwrap() else {
+        panic!("no R2T");
+    };
+    assert_eq!((r.buffer_offset, r.desired_len), (0, 1024));
+    for (i, sn) in sns.into_iter().enumerate() {
+        ini.send(
+            Bhs::DataOut(DataOut {
+                final_: i == 1,
+                itt,
+                ttt: r.ttt,
+                data_sn: sn,
+                buffer_offset: 512 * u32::try_from(i).unwrap(),
+                ..DataOut::default()
+            }),
+            &[0x5a; 512],
+        )
+        .await;
+    }
+    let (s, _, _, _, sense) = ini.status(itt).await;
+    (s, sense)
+}
+
+#[test]
+fn rejects_data_out_with_wrong_data_sn_as_data_phase_error() {
+    // RFC 7143 §11.7.5: DataSN counts each R2T's Data-Out PDUs from 0. At
+    // ERL 0 a DataSN gap cannot be recovered: the command ends with CHECK
+    // CONDITION, ABORTED COMMAND, DATA PHASE ERROR (libiscsi's
+    // iSCSIdatasn test sends 0,0 / 27 / -1 / 1,0 and wants a failure) and
+    // nothing reaches the medium; the connection stays usable.
+    let (srv, disk) = server(vec![TargetNode::new(IQN)], |_| {});
+    let disk2 = Arc::clone(&disk);
+    with_conn(&srv, |mut ini| async move {
+        ini.login(&[("ImmediateData", "No"), ("InitialR2T", "Yes")])
+            .await;
+        clear_ua(&mut ini).await;
+        for (itt, sns) in [
+            (30, [0, 0]),
+            (31, [1, 0]),
+            (32, [27, 28]),
+            (33, [u32::MAX, 0]),
+        ] {
+            let (s, sense) = write_with_data_sns(&mut ini, itt, sns).await;
+            assert_eq!(s, 2, "DataSN {sns:?}");
+            // Sense length (2 bytes), then fixed-format sense data.
+            assert_eq!(sense[2 + 2] & 0x0f, 0x0b, "ABORTED COMMAND");
+            assert_eq!((sense[2 + 12], sense[2 + 13]), (0x4b, 0x00));
+        }
+        assert!(disk2.contents(20 * 512, 1024).iter().all(|&b| b == 0));
+        let (s, _) = write_with_data_sns(&mut ini, 34, [0, 1]).await;
+        assert_eq!(s, 0, "in-order DataSN succeeds");
+    });
+    assert!(disk.contents(20 * 512, 1024).iter().all(|&b| b == 0x5a));
+}
+
 #[test]
 fn rejects_data_out_for_unknown_task_and_unknown_opcode() {
     let (srv, _) = server(vec![TargetNode::new(IQN)], |_| {});
