@@ -40,6 +40,20 @@ def main(path):
     def public(it):
         return it is not None and it.get("visibility") == "public"
 
+    def variant_shape(vi):
+        """A variant's fields by name and type (field ids are per build)."""
+        v = vi["inner"]["variant"]
+        kind = v.get("kind")
+        fields = []
+        if isinstance(kind, dict):
+            ids = kind.get("tuple") or (kind.get("struct") or {}).get("fields") or []
+            for f in ids:
+                fi = item(f) if f is not None else None
+                fields.append(None if fi is None else [fi.get("name"), fi["inner"]])
+        else:
+            fields = kind
+        return {"fields": fields, "discriminant": v.get("discriminant")}
+
     def impls_of(prefix, inner):
         for impl_id in inner.get("impls", []):
             imp = item(impl_id)
@@ -103,7 +117,7 @@ def main(path):
             for v in inner.get("variants", []):
                 vi = item(v)
                 if vi is not None:
-                    out.add(f"variant {here}::{vi['name']} {sig(vi['inner'])}")
+                    out.add(f"variant {here}::{vi['name']} {sig(variant_shape(vi))}")
             impls_of(here, inner)
         elif kind == "trait":
             out.add(f"trait {here} {sig(inner.get('generics'))}")
