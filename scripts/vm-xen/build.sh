@@ -97,7 +97,7 @@ depmod -b "$root" "$kver" 2>&1 | grep -v modules.builtin.modinfo || true
 # Binaries with the libraries ldd lists (the extracted Xen libraries first).
 copy_bin() { # SRC DST
   mkdir -p "$root$(dirname "$2")"; cp -L "$1" "$root$2"
-  LD_LIBRARY_PATH="$xroot/usr/lib/x86_64-linux-gnu:$xroot/lib/x86_64-linux-gnu" ldd "$1" 2>/dev/null |
+  { LD_LIBRARY_PATH="$xroot/usr/lib/x86_64-linux-gnu:$xroot/lib/x86_64-linux-gnu" ldd "$1" 2>/dev/null || true; } |
     awk '/=>/ {print $3} /^[ \t]*\/lib/ {print $1}' | while read -r lib; do
       [ -n "$lib" ] && [ -f "$lib" ] || continue
       d=/lib/x86_64-linux-gnu; case $lib in */ld-linux*) d=/lib64 ;; esac

@@ -38,8 +38,10 @@ skip() { echo "@@SKIP $1 ($2)"; }
 # check SECONDS NAME CMD...: CMD (a command or an exported function) under timeout.
 check() {
   local secs=$1 name=$2; shift 2
-  if timeout "$secs" bash -c '"$@"' check "$@" > /tmp/check.out 2>&1; then pass "$name"; CHECK_OK=1
-  else CHECK_OK=0; fail "$name" "rc=$?"; sed 's/^/    | /' /tmp/check.out | tail -25; fi
+  timeout "$secs" bash -c '"$@"' check "$@" > /tmp/check.out 2>&1
+  local rc=$?
+  if [ $rc = 0 ]; then pass "$name"; CHECK_OK=1
+  else CHECK_OK=0; fail "$name" "rc=$rc"; sed 's/^/    | /' /tmp/check.out | tail -25; fi
 }
 # checkv: the same, and prints the output when it passes too.
 checkv() { check "$@"; [ $CHECK_OK = 1 ] && sed 's/^/    | /' /tmp/check.out | tail -40; true; }
@@ -61,7 +63,7 @@ check 5 gntalloc-gntdev-evtchn test -c /dev/xen/gntalloc -a -c /dev/xen/gntdev -
 t "xen userspace ready"
 
 # --- scratch disk (the host's -drive; images stay there for the host) ------------
-for m in virtio_pci virtio_blk ext4; do modprobe $m || fail modprobe-$m; done
+for m in virtio_pci virtio_blk crc32c_generic ext4; do modprobe $m || fail modprobe-$m; done
 for i in $(seq 50); do [ -b /dev/vda ] && break; sleep 0.1; done
 S=/s
 if [ -b /dev/vda ] && mkfs.ext4 -q -F -E nodiscard /dev/vda && mount -t ext4 -o commit=60 /dev/vda $S; then pass scratch-disk
@@ -169,7 +171,7 @@ c_qcow2() { # written through blkfront; qemu-img check and compare against the s
   done
   [ "$(md5r /dev/xvdc 16 64)" = "$(md5sum < $S/pat | cut -d' ' -f1)" ] || { echo "read back differs"; return 1; }
   detach xvdc || return 1
-  qemu-img check $S/q.qcow2 && qemu-img compare -f qcow2 -F raw $S/q.qcow2 $S/q-ref.raw
+  qemu-img check -f qcow2 $S/q.qcow2 && qemu-img compare -f qcow2 -F raw $S/q.qcow2 $S/q-ref.raw
 }
 c_reattach() {
   mkpat $S/pat2 2; dd if=$S/pat2 of=/dev/xvdb bs=1M seek=10 oflag=direct conv=fsync 2>/dev/null
@@ -234,7 +236,7 @@ if [ "$SUITE" = ours ]; then
       --time_based --runtime=20 --size=48m > /tmp/fk.out 2>&1 & FK=$!
     sleep 4; kill -9 $BB; wait $BB 2>/dev/null
     # rc 0: clean; 3: leaked clusters only (allowed after a crash); 2: corruption.
-    check 30 kill9-qcow2-not-corrupt bash -c "qemu-img check $S/k.qcow2; r=\$?; [ \$r = 0 ] || [ \$r = 3 ]"
+    check 30 kill9-qcow2-not-corrupt bash -c "qemu-img check -f qcow2 $S/k.qcow2; r=\$?; [ \$r = 0 ] || [ \$r = 3 ]"
     if bb_start; then pass kill9-restart-ready; else fail kill9-restart-ready; fi
     export BB
     # The frontend must recover or fail cleanly: fio ends (an I/O stuck in D state would not, and

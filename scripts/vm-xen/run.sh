@@ -74,13 +74,13 @@ log="$work/console.log"
 # The host's own look at the images the dom0 left on the scratch disk.
 if grep -q '^@@CHECK PASS qcow2-through-blkfront' "$log"; then
   for f in q.qcow2 q-ref.raw; do debugfs -R "dump /$f $work/$f" "$work/scratch.img" >/dev/null 2>&1; done
-  if qemu-img check -q "$work/q.qcow2" && qemu-img compare -q -f qcow2 -F raw "$work/q.qcow2" "$work/q-ref.raw"; then
+  if qemu-img check -q -f qcow2 "$work/q.qcow2" && qemu-img compare -q -f qcow2 -F raw "$work/q.qcow2" "$work/q-ref.raw"; then
     hpass host-qcow2-check-compare
   else hfail host-qcow2-check-compare; fi
 fi
 if grep -q '^@@CHECK .* kill9-qcow2-not-corrupt' "$log"; then
   debugfs -R "dump /k.qcow2 $work/k.qcow2" "$work/scratch.img" >/dev/null 2>&1
-  qemu-img check "$work/k.qcow2" > "$work/k.check" 2>&1; r=$?
+  qemu-img check -f qcow2 "$work/k.qcow2" > "$work/k.check" 2>&1; r=$?
   if [ $r = 0 ] || [ $r = 3 ]; then hpass host-kill9-qcow2-not-corrupt; else hfail host-kill9-qcow2-not-corrupt "rc=$r"; cat "$work/k.check"; fi
 fi
 
