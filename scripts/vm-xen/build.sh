@@ -125,6 +125,15 @@ if [ -n "${XEN_BLKBACK:-}" ] && [ -x "$XEN_BLKBACK" ]; then
   strip --strip-debug "$root/usr/bin/xen-blkback" 2>/dev/null || true
 fi
 mkdir -p "$root/lib64"; cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"   # the loader, whatever ldd printed
+# The PV domU: the same kernel (bzImage) and a small busybox initramfs with xen-blkfront.
+droot="$out/domu-root"; rm -rf "$droot"; mkdir -p "$droot"/{bin,sbin,proc,sys,dev,tmp}
+cp /bin/busybox "$droot/bin/busybox"
+for app in $("$droot/bin/busybox" --list); do [ -e "$droot/bin/$app" ] || ln -s busybox "$droot/bin/$app"; done
+cp "$M/kernel/drivers/block/xen-blkfront.ko" "$droot/"
+cp "$here/domu-init.sh" "$droot/init"; chmod +x "$droot/init"
+(cd "$droot" && find . | "$droot/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1 > "$root/root/initrd-domu.gz")
+cp "$kroot/boot/vmlinuz-$kver" "$root/root/vmlinuz"
+rm -rf "$droot"
 echo 'root:x:0:0:root:/root:/bin/sh' > "$root/etc/passwd"
 cp "$here/dom0-init.sh" "$root/init"; chmod +x "$root/init"
 (cd "$root" && find . | "$root/bin/busybox" cpio -o -H newc -R 0:0 2>/dev/null | gzip -1 > "$out/initrd.gz")
