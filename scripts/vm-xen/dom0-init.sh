@@ -94,7 +94,7 @@ md5r() { # FILE SKIP COUNT (64 KiB blocks) [none]: md5 of a range, read O_DIRECT
 }
 fio_iops() { # DEV RW SECONDS -> IOPS (fio --minimal: field 8 read IOPS, 49 write IOPS)
   timeout $(( $3 + 60 )) fio --name=p --filename=$1 --rw=$2 --bs=4k --iodepth=16 --ioengine=libaio --direct=1 \
-    --time_based --runtime=$3 --size=192m --minimal 2>/dev/null | awk -F';' -v rw=$2 '{ print (rw == "randread" ? $8 : $49) }'
+    --time_based --runtime=$3 --size=128m --minimal 2>/dev/null | awk -F';' -v rw=$2 '{ print (rw == "randread" ? $8 : $49) }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 xsclean() { # drop a device's leftover xenstore keys (backend type, devid)
@@ -287,7 +287,7 @@ check 90 baseline-kernel-blkback-self-attach c_kernel_self
 # --- figures ---------------------------------------------------------------------------
 if [ "${VMXEN_PERF:-1}" = 1 ]; then
   t "figures (${PERF_SECONDS} s per run)"
-  dd if=/dev/urandom of=$S/perf.img bs=1M count=256 2>/dev/null; sync
+  dd if=/dev/zero of=$S/perf.img bs=1M count=128 conv=fsync 2>/dev/null   # allocated, not sparse
   if [ "$SUITE" = ours ] && alive; then
     if attach xvdp $S/perf.img; then
       O_R=$(fio_iops /dev/xvdp randread $PERF_SECONDS); O_W=$(fio_iops /dev/xvdp randwrite $PERF_SECONDS)
@@ -305,7 +305,7 @@ if [ "${VMXEN_PERF:-1}" = 1 ]; then
   for m in configfs target_core_mod target_core_file xen-scsiback scsi_mod sd_mod sg xen-scsifront; do modprobe $m; done
   mount -t configfs configfs /sys/kernel/config; C=/sys/kernel/config/target
   F=$C/core/fileio_0/f0; mkdir -p $F
-  echo -n fd_dev_name=$S/perf.img,fd_dev_size=$((256 << 20)) > $F/control; echo -n 1 > $F/enable
+  echo -n fd_dev_name=$S/perf.img,fd_dev_size=$((128 << 20)) > $F/control; echo -n 1 > $F/enable
   P=$C/xen-pvscsi/naa.5001405000000001/tpgt_1; mkdir -p $P/lun/lun_0
   echo -n naa.5001405000000002 > $P/nexus; ln -s $F $P/lun/lun_0/xen-pvscsi_port
   BE=/local/domain/0/backend/vscsi/0/0; FE=/local/domain/0/device/vscsi/0
