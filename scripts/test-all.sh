@@ -21,4 +21,7 @@ bash scripts/conformance-iscsi.sh
 
 echo "== TCMU end to end against the Linux kernel in a QEMU VM"
 bash scripts/vm-tcmu/run.sh
+
+echo "== Xen blkif backend against Linux blkfront in a real Xen 4.17 (QEMU TCG)"
+bash scripts/vm-xen/run.sh
 echo "== all tests passed"
