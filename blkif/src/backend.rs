@@ -175,6 +175,12 @@ impl<G: GrantAccess> BlkifBackend<G> {
     /// A processor for the ring in `ring_mem` (already initialised by the
     /// frontend; all its pages mapped contiguously).
     ///
+    /// It starts at the ring's published `rsp_prod` ([`BackRing::resume`]):
+    /// 0 on a fresh ring; on a ring a killed backend process served, the
+    /// requests that process never answered are served again, so a
+    /// frontend that stayed connected (Linux blkfront does) gets every
+    /// answer it waits for.
+    ///
     /// # Errors
     ///
     /// [`LayoutError`] if the region cannot hold a blkif ring.
@@ -184,7 +190,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
         grants: Arc<G>,
         backstore: Arc<dyn Backstore>,
     ) -> Result<Self, LayoutError> {
-        let ring = BackRing::attach(ring_mem, config.abi.entry_size(), 0)?;
+        let ring = BackRing::resume(ring_mem, config.abi.entry_size())?;
         let size = ring.size() as usize;
         let max_in_flight = if config.max_in_flight == 0 {
             size

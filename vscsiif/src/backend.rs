@@ -126,7 +126,9 @@ impl<G: GrantAccess> std::fmt::Debug for VscsiBackend<G> {
 }
 
 impl<G: GrantAccess> VscsiBackend<G> {
-    /// A processor for the ring in `ring_mem` (initialised by the frontend).
+    /// A processor for the ring in `ring_mem` (initialised by the frontend),
+    /// starting at its published `rsp_prod` ([`BackRing::resume`]): a ring a
+    /// killed backend served resumes with the requests it never answered.
     ///
     /// # Errors
     ///
@@ -136,7 +138,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
         config: VscsiConfig,
         grants: Arc<G>,
     ) -> Result<Self, LayoutError> {
-        let ring = BackRing::attach(ring_mem, ENTRY_SIZE, 0)?;
+        let ring = BackRing::resume(ring_mem, ENTRY_SIZE)?;
         let size = ring.size() as usize;
         Ok(Self {
             ring,

@@ -339,6 +339,34 @@ impl BackRing {
         })
     }
 
+    /// Attach to a ring at the `rsp_prod` its shared page holds
+    /// (`BACK_RING_ATTACH(r, s, size, s->rsp_prod)`).
+    ///
+    /// A ring the frontend has just initialised holds 0, so this is
+    /// [`BackRing::attach`] at 0. A ring that a previous backend (a process
+    /// killed and restarted) served resumes where that backend last
+    /// published responses: the requests it consumed but never answered are
+    /// consumed again, and the frontend, which never saw them complete,
+    /// gets their answers. The value is the frontend's to scribble on; a
+    /// bogus one only makes [`BackRing::unconsumed_requests`] report the
+    /// ring broken, as any bogus index does.
+    ///
+    /// # Errors
+    ///
+    /// [`LayoutError`] if the region cannot hold a ring of such entries.
+    pub fn resume(mem: RingMemory, entry_size: usize) -> Result<Self, LayoutError> {
+        let shared = Shared::new(mem, entry_size)?;
+        let start = shared.load(sring::RSP_PROD, Ordering::Acquire);
+        Ok(Self {
+            shared,
+            rsp_prod_pvt: start,
+            req_cons: start,
+            req_prod_seen: start,
+            rsp_prod_published: start,
+            broken: None,
+        })
+    }
+
     /// Number of entries (`RING_SIZE`).
     #[must_use]
     pub fn size(&self) -> u32 {
