@@ -95,7 +95,7 @@ fn synthetic_disk(blocks: u64) -> Arc<dyn Backstore> {
             let lba = offset / bs + i as u64;
             match map.get(&lba) {
                 Some(data) => buf.write_at(at, data),
-                None => buf.fill(at, BLOCK as usize, lba as u8),
+                None => buf.fill(at, BLOCK as usize, lba.to_le_bytes()[0]),
             };
         }
         Ok(())

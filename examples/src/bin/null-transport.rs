@@ -133,18 +133,28 @@ fn client(args: &Args) -> Result<(), String> {
         .command(0, &[0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0], 8, &[])
         .map_err(io)?;
     check("READ CAPACITY (10)", &cap)?;
+    if cap.data.len() < 8 {
+        return Err(format!(
+            "READ CAPACITY (10) returned {} bytes",
+            cap.data.len()
+        ));
+    }
     let word = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
     let (last, bs) = (word(&cap.data[0..4]), word(&cap.data[4..8]));
     println!("capacity: blocks={} block_size={bs}", u64::from(last) + 1);
 
-    // 8 blocks at the end of the medium, each byte naming its block.
+    // 8 blocks at the end of the medium, a pattern that differs per block.
     let blocks = 8u16;
     let lba = last
         .checked_sub(u32::from(blocks) - 1)
         .ok_or("medium too small")?;
-    let len = usize::from(blocks) * bs as usize;
+    let bs = usize::try_from(bs)
+        .ok()
+        .filter(|bs| (512..=65536).contains(bs))
+        .ok_or(format!("unusable block size {bs}"))?;
+    let len = usize::from(blocks) * bs;
     let pattern: Vec<u8> = (0..len)
-        .map(|i| (i / bs as usize) as u8 ^ (i as u8).wrapping_mul(31))
+        .map(|i| ((i / bs) ^ i.wrapping_mul(31)).to_le_bytes()[0])
         .collect();
     let mut cdb = [0x2a, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     cdb[2..6].copy_from_slice(&lba.to_be_bytes());
