@@ -271,6 +271,20 @@ pub fn default_socket() -> std::path::PathBuf {
         .join("tgtkit-null.sock")
 }
 
+/// Bind a Unix socket at `path`, replacing a socket file an earlier run
+/// left behind (any other kind of file is left alone, and bind fails).
+///
+/// # Errors
+///
+/// The error from `bind`.
+pub fn bind_unix(path: &std::path::Path) -> io::Result<std::os::unix::net::UnixListener> {
+    use std::os::unix::fs::FileTypeExt;
+    if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket()) {
+        let _ = std::fs::remove_file(path);
+    }
+    std::os::unix::net::UnixListener::bind(path)
+}
+
 /// Accept connections on `listener` forever, serving each on its own
 /// thread under `futures::executor::block_on` (no async runtime needed).
 /// Connection `n` is initiator port `null.<n>`.

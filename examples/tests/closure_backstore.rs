@@ -10,6 +10,16 @@ use tgtkit_scsi_core::status::Status;
 
 const BIN: &str = env!("CARGO_BIN_EXE_closure-backstore");
 
+/// The served child, killed when dropped (also when an assertion fails).
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn in_process_checks_pass() {
     let out = Command::new(BIN).output().unwrap();
@@ -38,15 +48,16 @@ fn in_process_checks_pass() {
 #[test]
 fn served_disk_reads_from_the_closure() {
     let sock = std::env::temp_dir().join(format!("tgtkit-closure-{}.sock", std::process::id()));
-    let _ = std::fs::remove_file(&sock);
-    let mut child = Command::new(BIN)
-        .args(["--blocks", "64", "--serve"])
-        .arg(&sock)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Killed(
+        Command::new(BIN)
+            .args(["--blocks", "64", "--serve"])
+            .arg(&sock)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
+    BufReader::new(child.0.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
     assert!(
@@ -76,7 +87,6 @@ fn served_disk_reads_from_the_closure() {
     assert_eq!(w.status, Status::GOOD);
     let data = read(&mut c);
     assert!(data[..512].iter().all(|&b| b == 3) && data[512..].iter().all(|&b| b == 0x5a));
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
     let _ = std::fs::remove_file(&sock);
 }

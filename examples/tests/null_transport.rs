@@ -12,13 +12,14 @@ use tgtkit_scsi_core::status::Status;
 
 const BIN: &str = env!("CARGO_BIN_EXE_null-transport");
 
-/// The server, killed when dropped.
-struct Server(Child);
+/// The server, killed (and its socket removed) when dropped.
+struct Server(Child, PathBuf);
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        let _ = std::fs::remove_file(&self.1);
     }
 }
 
@@ -43,7 +44,7 @@ fn start(sock: &Path, args: &[&str]) -> Server {
         line.trim(),
         format!("null-transport: listening on {}", sock.display())
     );
-    Server(child)
+    Server(child, sock.to_owned())
 }
 
 fn connect(sock: &Path) -> Client<UnixStream> {

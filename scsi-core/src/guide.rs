@@ -189,8 +189,9 @@
 //! block-aligned and inside the geometry (a range past the end is LBA OUT
 //! OF RANGE before your code runs); it parses READ/WRITE in all their
 //! sizes, VERIFY, WRITE SAME, COMPARE AND WRITE, UNMAP's parameter list
-//! and SYNCHRONIZE CACHE into these few calls; it keeps writes that must
-//! be atomic or ordered away from each other; it answers READ CAPACITY,
+//! and SYNCHRONIZE CACHE into these few calls; it keeps COMPARE AND WRITE
+//! and WRITE ATOMIC from interleaving with the unit's other writes; it
+//! checks reservations before your code sees a command; it answers READ CAPACITY,
 //! the VPD pages and the mode pages from your geometry and capabilities;
 //! and it refuses writes to a read-only unit. Only what you declare is
 //! offered: without [`Capabilities::DISCARD`] UNMAP is refused.

@@ -20,7 +20,6 @@
 //! any check fails.
 
 use std::collections::HashMap;
-use std::os::unix::net::UnixListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -149,9 +148,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn serve(target: &Arc<Target>, path: &PathBuf) -> Result<(), String> {
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
+fn serve(target: &Arc<Target>, path: &std::path::Path) -> Result<(), String> {
+    let listener = tgtkit_examples::null_proto::bind_unix(path)
+        .map_err(|e| format!("cannot bind {}: {e}", path.display()))?;
     println!("closure-backstore: listening on {}", path.display());
     tgtkit_examples::null_proto::serve_unix(target, &listener).map_err(|e| e.to_string())
 }

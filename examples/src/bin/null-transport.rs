@@ -19,7 +19,7 @@
 //! `file:PATH` or `qcow2:PATH` as `iscsi-target` does. The server prints
 //! `null-transport: listening on PATH` once it accepts connections.
 
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -85,14 +85,7 @@ fn server(mut args: Args) -> Result<(), String> {
             .add_lun(index, lu)
             .map_err(|e| format!("LUN {i} ({spec}): {e}"))?;
     }
-    // A socket file left by an earlier run would make bind fail.
-    if std::fs::symlink_metadata(&args.socket).is_ok_and(|m| {
-        use std::os::unix::fs::FileTypeExt;
-        m.file_type().is_socket()
-    }) {
-        let _ = std::fs::remove_file(&args.socket);
-    }
-    let listener = UnixListener::bind(&args.socket)
+    let listener = null_proto::bind_unix(&args.socket)
         .map_err(|e| format!("cannot bind {}: {e}", args.socket.display()))?;
     println!("null-transport: listening on {}", args.socket.display());
     null_proto::serve_unix(&target, &listener).map_err(|e| format!("accept: {e}"))
