@@ -1,9 +1,12 @@
 //! Runnable tgtkit targets.
 //!
 //! The binaries in `src/bin/` (the iSCSI target, the TCMU handler, the Xen
-//! blkback and scsiback backends) are composed only from the library crates;
-//! this library holds what they share, such as parsing `--lun` specs.
+//! blkback and scsiback backends, and the two embedding examples
+//! `null-transport` and `closure-backstore`) are composed only from the
+//! library crates; this library holds what they share, such as parsing
+//! `--lun` specs and the null transport's framing.
 pub mod lunspec;
+pub mod null_proto;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

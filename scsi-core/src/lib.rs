@@ -16,12 +16,17 @@
 //!
 //! It does no OS I/O of its own: it drives [`Backstore`](backstore::Backstore)
 //! futures and is runtime-agnostic.
+//!
+//! To embed it, start with the [`guide`]: a new transport and a new
+//! backstore, each a complete page of code run as a doc test, and what the
+//! engine does for each of them.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod backstore;
 pub mod buffer;
 pub mod cdb;
 pub mod engine;
+pub mod guide;
 pub mod lun;
 pub mod pr;
 pub(crate) mod sbc;
