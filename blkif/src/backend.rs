@@ -7,6 +7,13 @@
 //! [`Backstore`] straight into those pages with several requests in
 //! flight, and pushes responses.
 //!
+//! Responses: requests run concurrently and complete in any order, but
+//! their responses are written to the ring in the order the requests were
+//! consumed ([`ResponseOrder`]), so a backend process that is killed and
+//! restarted on the live ring resumes it exactly ([`BlkifBackend::new`]).
+//! Linux blkback answers in completion order; it never has to resume a
+//! ring another process served.
+//!
 //! Ordering: `BLKIF_OP_WRITE_BARRIER` and `BLKIF_OP_FLUSH_DISKCACHE` wait
 //! until every earlier request has completed, then run alone (flush the
 //! cache, then write their data, if any, with FUA), and only then does the
@@ -27,6 +34,7 @@ use futures::future::{self, BoxFuture, Either, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tgtkit_scsi_core::backstore::{Backstore, Capabilities, IoError, WriteFlags};
 use tgtkit_scsi_core::buffer::DataBuffer;
+use tgtkit_xen_ring::order::{ResponseOrder, Sequenced};
 use tgtkit_xen_ring::{BackRing, LayoutError, RingError, RingMemory};
 use tracing::{error, warn};
 use zerocopy::little_endian::{U16, U32};
@@ -111,6 +119,7 @@ struct Completion {
 
 /// A request that waits for the requests before it to drain.
 struct Held {
+    seq: u64,
     req: Request,
 }
 
@@ -122,7 +131,8 @@ pub struct BlkifBackend<G: GrantAccess> {
     backstore: Arc<dyn Backstore>,
     persistent: PersistentGrants<G>,
     passthrough: Option<Arc<dyn ScsiPassThrough>>,
-    inflight: FuturesUnordered<BoxFuture<'static, Completion>>,
+    inflight: FuturesUnordered<Sequenced<BoxFuture<'static, Completion>>>,
+    order: ResponseOrder<Completion>,
     /// A barrier or flush is running alone.
     ordered: bool,
     held: Option<Held>,
@@ -176,10 +186,11 @@ impl<G: GrantAccess> BlkifBackend<G> {
     /// frontend; all its pages mapped contiguously).
     ///
     /// It starts at the ring's published `rsp_prod` ([`BackRing::resume`]):
-    /// 0 on a fresh ring; on a ring a killed backend process served, the
-    /// requests that process never answered are served again, so a
-    /// frontend that stayed connected (Linux blkfront does) gets every
-    /// answer it waits for.
+    /// 0 on a fresh ring; on a ring a killed `BlkifBackend` served, the
+    /// requests that process never answered (responses are published in
+    /// request order, see the [module docs](self)) are served again, and
+    /// none twice, so a frontend that stayed connected (Linux blkfront
+    /// does) gets every answer it waits for, once.
     ///
     /// # Errors
     ///
@@ -205,6 +216,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
             backstore,
             passthrough: None,
             inflight: FuturesUnordered::new(),
+            order: ResponseOrder::with_capacity(size),
             ordered: false,
             held: None,
             max_in_flight,
@@ -267,7 +279,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
                     return Ok(());
                 }
                 if let Some(h) = self.held.take() {
-                    self.start(h.req, None);
+                    self.start(h.seq, h.req, None);
                 }
                 continue;
             }
@@ -279,6 +291,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
             if !self.ring.next_request(slot)? {
                 return Ok(());
             }
+            let seq = self.order.admit();
             let decoded = decode_request(abi, slot, self.limits());
             let wants_extra = self.config.extra_request && Operation(slot[0]).has_extra();
             let extra = if wants_extra {
@@ -297,27 +310,33 @@ impl<G: GrantAccess> BlkifBackend<G> {
                 Err(bad) => {
                     warn!(id = bad.id, op = ?bad.operation, error = %bad.error, "blkif: bad request");
                     let with_extra = wants_extra && extra.is_some();
-                    self.complete(Completion {
-                        id: bad.id,
-                        operation: bad.operation,
-                        status: bad.error.status(),
-                        extra: with_extra.then(RawExtraResponse::default),
-                        ordered: false,
-                        error: Some(static_reason(&bad.error)),
-                    });
+                    self.complete(
+                        seq,
+                        Completion {
+                            id: bad.id,
+                            operation: bad.operation,
+                            status: bad.error.status(),
+                            extra: with_extra.then(RawExtraResponse::default),
+                            ordered: false,
+                            error: Some(static_reason(&bad.error)),
+                        },
+                    );
                 }
                 Ok(req) => {
                     if let Request::ReadWrite { extra: true, .. } = req {
                         if extra.is_none() {
                             warn!(id = req.id(), "blkif: extra flag without an extra slot");
-                            self.complete(Completion {
-                                id: req.id(),
-                                operation: req.operation(),
-                                status: Status::ERROR,
-                                extra: None,
-                                ordered: false,
-                                error: Some("missing extra slot"),
-                            });
+                            self.complete(
+                                seq,
+                                Completion {
+                                    id: req.id(),
+                                    operation: req.operation(),
+                                    status: Status::ERROR,
+                                    extra: None,
+                                    ordered: false,
+                                    error: Some("missing extra slot"),
+                                },
+                            );
                             continue;
                         }
                     }
@@ -329,16 +348,16 @@ impl<G: GrantAccess> BlkifBackend<G> {
                         }
                     );
                     if ordering && !self.inflight.is_empty() {
-                        self.held = Some(Held { req });
+                        self.held = Some(Held { seq, req });
                         return Ok(());
                     }
-                    self.start(req, extra);
+                    self.start(seq, req, extra);
                 }
             }
         }
     }
 
-    fn start(&mut self, req: Request, extra: Option<RawExtraRequest>) {
+    fn start(&mut self, seq: u64, req: Request, extra: Option<RawExtraRequest>) {
         let id = req.id();
         let operation = req.operation();
         let ordered = matches!(
@@ -353,21 +372,24 @@ impl<G: GrantAccess> BlkifBackend<G> {
                 if ordered {
                     self.ordered = true;
                 }
-                self.inflight.push(fut);
+                self.inflight.push(Sequenced::new(seq, fut));
             }
             Err(e) => {
                 warn!(id, op = ?operation, error = %e, "blkif: request refused");
-                self.complete(Completion {
-                    id,
-                    operation,
-                    status: e.status(),
-                    extra: extra.map(|_| RawExtraResponse {
-                        extra_type: EXTRA_TYPE_SCSI_CMD,
-                        ..RawExtraResponse::default()
-                    }),
-                    ordered: false,
-                    error: Some(static_reason(&e)),
-                });
+                self.complete(
+                    seq,
+                    Completion {
+                        id,
+                        operation,
+                        status: e.status(),
+                        extra: extra.map(|_| RawExtraResponse {
+                            extra_type: EXTRA_TYPE_SCSI_CMD,
+                            ..RawExtraResponse::default()
+                        }),
+                        ordered: false,
+                        error: Some(static_reason(&e)),
+                    },
+                );
             }
         }
     }
@@ -670,7 +692,9 @@ impl<G: GrantAccess> BlkifBackend<G> {
         .boxed())
     }
 
-    fn complete(&mut self, c: Completion) {
+    /// Record a completion; write the responses of every request whose
+    /// predecessors have all completed.
+    fn complete(&mut self, seq: u64, c: Completion) {
         if c.ordered {
             self.ordered = false;
         }
@@ -680,6 +704,15 @@ impl<G: GrantAccess> BlkifBackend<G> {
             self.stats.failed += 1;
             self.stats.last_error = c.error;
         }
+        if !self.order.complete(seq, c) {
+            error!(seq, "blkif: completion of a request never admitted");
+        }
+        while let Some(c) = self.order.pop_ready() {
+            self.respond(c);
+        }
+    }
+
+    fn respond(&mut self, c: Completion) {
         let abi = self.config.abi;
         let mut buf = [0u8; 16];
         let n = Response {
@@ -704,16 +737,16 @@ impl<G: GrantAccess> BlkifBackend<G> {
     /// Handle every completed request and publish the responses; returns
     /// whether the frontend must be notified.
     pub fn complete_ready(&mut self) -> bool {
-        while let Some(Some(c)) = self.inflight.next().now_or_never() {
-            self.complete(c);
+        while let Some(Some((seq, c))) = self.inflight.next().now_or_never() {
+            self.complete(seq, c);
         }
         self.ring.push_responses_and_check_notify()
     }
 
     /// Wait for every request in flight and answer it.
     pub async fn drain(&mut self) {
-        while let Some(c) = self.inflight.next().await {
-            self.complete(c);
+        while let Some((seq, c)) = self.inflight.next().await {
+            self.complete(seq, c);
         }
         // A barrier held behind them is dropped unanswered only on shutdown.
     }
@@ -767,7 +800,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
                 Either::Right((alive, _)) => Err(alive),
             };
             match outcome {
-                Ok(Some(c)) => self.complete(c),
+                Ok(Some((seq, c))) => self.complete(seq, c),
                 Ok(None) => {}
                 Err(true) => {}
                 Err(false) => return Ok(()),

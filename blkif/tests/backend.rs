@@ -13,7 +13,7 @@ use tgtkit_blkif::engine::EnginePassThrough;
 use tgtkit_blkif::request::{encode_indirect_segments, RwKind};
 use tgtkit_blkif::testing::MemoryGrants;
 use tgtkit_blkif::wire::RawExtraRequest;
-use tgtkit_blkif::{Abi, BackendConfig, Operation, Request, Status};
+use tgtkit_blkif::{Abi, BackendConfig, BlkifBackend, Operation, Request, Response, Status};
 use tgtkit_scsi_core::backstore::{Backstore, Capabilities, Geometry, IoResult, WriteFlags};
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::engine::{LuConfig, NexusInfo, Target, TargetConfig};
@@ -702,10 +702,12 @@ fn rejects_extra_request_without_negotiation_or_passthrough() {
     assert_eq!(st, Status::EOPNOTSUPP);
 }
 
-/// A backstore whose reads at offset 0 wait until the test opens the gate.
+/// A backstore whose reads at offset 0 wait until the test opens the gate;
+/// it counts the other reads it has finished.
 struct Gate {
     inner: MemBackstore,
     open: Arc<(Mutex<bool>, std::sync::Condvar)>,
+    other_reads: AtomicUsize,
 }
 
 #[async_trait]
@@ -730,8 +732,11 @@ impl Backstore for Gate {
                 let _ = tx.send(());
             });
             let _ = rx.await;
+            return self.inner.read(offset, buf).await;
         }
-        self.inner.read(offset, buf).await
+        let r = self.inner.read(offset, buf).await;
+        self.other_reads.fetch_add(1, Ordering::SeqCst);
+        r
     }
     async fn write(&self, offset: u64, buf: DataBuffer, flags: WriteFlags) -> IoResult<()> {
         self.inner.write(offset, buf, flags).await
@@ -747,20 +752,127 @@ fn accepts_new_requests_while_io_is_in_flight() {
     let disk = Arc::new(Gate {
         inner: MemBackstore::new(64, 512),
         open: Arc::clone(&open),
+        other_reads: AtomicUsize::new(0),
     });
-    let mut sim = start(cfg(Abi::native()), 4, disk);
+    let mut sim = start(
+        cfg(Abi::native()),
+        4,
+        Arc::clone(&disk) as Arc<dyn Backstore>,
+    );
     sim.submit(&[rw(RwKind::Read, 1, 0, &[seg(0, 0, 7)])]);
     std::thread::sleep(Duration::from_millis(50));
     // The frontend kicks only if req_event asks for it (ring.h); the
     // backend must have re-armed it while request 1 is still blocked.
     sim.submit(&[rw(RwKind::Read, 2, 8, &[seg(1, 0, 7)])]);
-    let r = sim.responses(1)[0];
-    assert_eq!(
-        (r.id, r.status),
-        (2, Status::OKAY),
-        "second request served while the first is in flight"
-    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while disk.other_reads.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second request not served while the first is in flight"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Its response waits for the first one's: responses go out in request
+    // order, so a restarted backend can resume the ring.
+    std::thread::sleep(Duration::from_millis(20));
+    let mut slot = [0u8; 16];
+    assert!(!sim
+        .front
+        .next_response(&mut slot[..Abi::native().response_size()])
+        .unwrap());
     *open.0.lock().unwrap() = true;
     open.1.notify_all();
-    assert_eq!(sim.responses(1)[0].id, 1);
+    let ids: Vec<u64> = sim.responses(2).iter().map(|r| r.id).collect();
+    assert_eq!(ids, [1, 2]);
+}
+
+/// Writes never complete (a backend process killed with them in flight);
+/// reads are served.
+struct Stuck(MemBackstore);
+
+#[async_trait]
+impl Backstore for Stuck {
+    fn geometry(&self) -> Geometry {
+        self.0.geometry()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    async fn read(&self, offset: u64, buf: DataBuffer) -> IoResult<()> {
+        self.0.read(offset, buf).await
+    }
+    async fn write(&self, _: u64, _: DataBuffer, _: WriteFlags) -> IoResult<()> {
+        futures::future::pending().await
+    }
+    async fn flush(&self) -> IoResult<()> {
+        self.0.flush().await
+    }
+}
+
+#[test]
+fn accepts_restart_on_a_ring_a_killed_backend_served() {
+    let config = cfg(Abi::native());
+    let grants = Arc::new(MemoryGrants::new(4));
+    let disk = ram(64, 512);
+    let ring = tgtkit_xen_ring::RingMemory::anonymous(1).unwrap();
+    let mut front =
+        tgtkit_xen_ring::FrontRing::init(ring.clone(), config.abi.entry_size()).unwrap();
+    grants.write(1, 0, &pattern(4096, 7));
+    // Read 1 is answered; write 2 reaches the disk but never completes;
+    // read 3 completes behind it. Then the backend process dies.
+    for req in [
+        rw(RwKind::Read, 1, 0, &[seg(0, 0, 7)]),
+        rw(RwKind::Write, 2, 8, &[seg(1, 0, 7)]),
+        rw(RwKind::Read, 3, 16, &[seg(2, 0, 7)]),
+    ] {
+        let mut slot = [0u8; 112];
+        req.encode(config.abi, &mut slot);
+        front
+            .push_request(&slot[..config.abi.entry_size()])
+            .unwrap();
+    }
+    let _kick = front.push_requests_and_check_notify();
+    {
+        let stuck = Arc::new(Stuck(MemBackstore::new(64, 512)));
+        let mut first =
+            BlkifBackend::new(ring.clone(), config, Arc::clone(&grants), stuck).unwrap();
+        first.poll_ring().unwrap();
+        first.complete_ready();
+        assert_eq!(first.in_flight(), 1);
+    }
+    let mut slot = [0u8; 16];
+    let mut answered = Vec::new();
+    while front
+        .next_response(&mut slot[..config.abi.response_size()])
+        .unwrap()
+    {
+        answered.push(Response::decode(config.abi, &slot).unwrap().id);
+    }
+    assert_eq!(
+        answered,
+        [1],
+        "only the read before the stuck write is answered"
+    );
+    // The restarted backend serves what the first never answered, once.
+    let mut sim = common::resume(
+        config,
+        ring,
+        front,
+        Arc::clone(&grants),
+        Arc::clone(&disk) as Arc<dyn Backstore>,
+    );
+    let rs = sim.responses(2);
+    assert_eq!(
+        rs.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>(),
+        [(2, Status::OKAY), (3, Status::OKAY)]
+    );
+    assert_eq!(disk.contents(8 * 512, 4096), pattern(4096, 7));
+    let r = sim.roundtrip(rw(RwKind::Read, 4, 8, &[seg(3, 0, 7)]));
+    assert_eq!(r.status, Status::OKAY);
+    let mut page = vec![0u8; 4096];
+    sim.grants.read(3, 0, &mut page);
+    assert_eq!(page, pattern(4096, 7));
+    let (result, stats, _) = sim.stop();
+    assert!(result.is_ok());
+    assert_eq!(stats.ok, 3);
 }

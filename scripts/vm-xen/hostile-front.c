@@ -142,10 +142,13 @@ int main(int argc, char **argv) {
   xs_write("%s/backend %s %s/backend-id 0 %s/virtual-device %s %s/device-type disk", fe, be, fe, fe, devid, fe);
   xs_write("%s/state 1", fe);
   xs_write("%s/frontend %s %s/frontend-id 0 %s/online 1 %s/removable 0 %s/bootable 1 %s/dev xvdy %s/type %s "
-           "%s/mode w %s/device-type disk %s/params %s %s/discard-enable 1",
-           be, fe, be, be, be, be, be, be, type, be, be, be, params, be);
+           "%s/mode w %s/device-type disk %s/params %s %s/discard-enable 1 %s/state 1",
+           be, fe, be, be, be, be, be, be, type, be, be, be, params, be, be);
+  /* state 1 goes in the same transaction as the other keys, as xl writes
+   * them: a backend that starts on those keys and answers InitWait at once
+   * must not have its 2 overwritten by a later 1. The kernel's blkback
+   * starts on physical-device, written after, as the hotplug script does. */
   if (argc > 4) xs_write("%s/physical-device %s", be, argv[4]);
-  xs_write("%s/state 1", be);
   if (!wait_state(be, 2, 10)) { printf("hostile: backend never reached InitWait BAD\n"); return 1; }
 
   int gfd = open("/dev/xen/gntalloc", O_RDWR);

@@ -26,6 +26,7 @@ use tgtkit_scsi_core::engine::{
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_xen_ring::event::EventChannel;
 use tgtkit_xen_ring::grant::{GrantAccess, GrantError, MappedGrants};
+use tgtkit_xen_ring::order::{ResponseOrder, Sequenced};
 use tgtkit_xen_ring::{BackRing, LayoutError, RingError, RingMemory};
 use tracing::{error, warn};
 
@@ -109,7 +110,8 @@ pub struct VscsiBackend<G: GrantAccess> {
     config: VscsiConfig,
     grants: Arc<G>,
     devices: HashMap<(u16, u16, u16), DeviceTarget>,
-    inflight: FuturesUnordered<BoxFuture<'static, Response>>,
+    inflight: FuturesUnordered<Sequenced<BoxFuture<'static, Response>>>,
+    order: ResponseOrder<Response>,
     max_in_flight: usize,
     stats: VscsiStats,
 }
@@ -127,8 +129,10 @@ impl<G: GrantAccess> std::fmt::Debug for VscsiBackend<G> {
 
 impl<G: GrantAccess> VscsiBackend<G> {
     /// A processor for the ring in `ring_mem` (initialised by the frontend),
-    /// starting at its published `rsp_prod` ([`BackRing::resume`]): a ring a
-    /// killed backend served resumes with the requests it never answered.
+    /// starting at its published `rsp_prod` ([`BackRing::resume`]).
+    /// Responses go to the ring in request order ([`ResponseOrder`]), so a
+    /// ring a killed `VscsiBackend` served resumes with exactly the
+    /// requests it never answered.
     ///
     /// # Errors
     ///
@@ -151,6 +155,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
             grants,
             devices: HashMap::new(),
             inflight: FuturesUnordered::new(),
+            order: ResponseOrder::with_capacity(size),
             stats: VscsiStats::default(),
         })
     }
@@ -200,15 +205,16 @@ impl<G: GrantAccess> VscsiBackend<G> {
             if !self.ring.next_request(&mut slot)? {
                 break;
             }
+            let seq = self.order.admit();
             match decode_request(&slot, self.config.sg_grant > 0) {
                 Err(bad) => {
                     warn!(rqid = bad.rqid, act = ?bad.act, error = %bad.error, "vscsiif: bad request");
                     let r =
                         Response::new(bad.rqid, bad.act, result_word(bad.error.host_byte(), 0), 0);
-                    self.respond(&r);
+                    self.complete(seq, r);
                 }
                 Ok(req) => match self.prepare(req) {
-                    Ok(fut) => self.inflight.push(fut),
+                    Ok(fut) => self.inflight.push(Sequenced::new(seq, fut)),
                     Err(e) => {
                         warn!(rqid = req.rqid(), error = %e, "vscsiif: request refused");
                         let r = Response::new(
@@ -217,7 +223,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
                             result_word(e.host_byte(), 0),
                             0,
                         );
-                        self.respond(&r);
+                        self.complete(seq, r);
                     }
                 },
             }
@@ -372,6 +378,17 @@ impl<G: GrantAccess> VscsiBackend<G> {
         }
     }
 
+    /// Record request `seq`'s response; write every response whose
+    /// predecessors have all completed.
+    fn complete(&mut self, seq: u64, r: Response) {
+        if !self.order.complete(seq, r) {
+            error!(seq, "vscsiif: completion of a request never admitted");
+        }
+        while let Some(r) = self.order.pop_ready() {
+            self.respond(&r);
+        }
+    }
+
     fn respond(&mut self, r: &Response) {
         let host = crate::request::result_host(r.rslt);
         if host == HostByte::OK || r.rslt == RSLT_RESET_SUCCESS {
@@ -388,8 +405,8 @@ impl<G: GrantAccess> VscsiBackend<G> {
 
     /// Answer every completed request and publish; returns whether to notify.
     pub fn complete_ready(&mut self) -> bool {
-        while let Some(Some(r)) = self.inflight.next().now_or_never() {
-            self.respond(&r);
+        while let Some(Some((seq, r))) = self.inflight.next().now_or_never() {
+            self.complete(seq, r);
         }
         self.ring.push_responses_and_check_notify()
     }
@@ -403,8 +420,8 @@ impl<G: GrantAccess> VscsiBackend<G> {
     /// [`Shutdown`].
     pub async fn run(&mut self, events: &dyn EventChannel) -> Result<(), Shutdown> {
         let result = self.serve(events).await;
-        while let Some(r) = self.inflight.next().await {
-            self.respond(&r);
+        while let Some((seq, r)) = self.inflight.next().await {
+            self.complete(seq, r);
         }
         if self.ring.push_responses_and_check_notify() {
             events.notify();
@@ -438,7 +455,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
                 Either::Right((alive, _)) => Err(alive),
             };
             match outcome {
-                Ok(Some(r)) => self.respond(&r),
+                Ok(Some((seq, r))) => self.complete(seq, r),
                 Ok(None) | Err(true) => {}
                 Err(false) => return Ok(()),
             }

@@ -279,22 +279,26 @@ fn accepts_abort_of_a_running_command() {
         addr: (0, 1, 0),
         ref_rqid: 40,
     }]);
-    let first = sim.responses(1)[0];
-    assert_eq!(
-        (first.rqid, first.act, first.rslt),
-        (41, Action::ABORT, RSLT_RESET_SUCCESS),
-        "abort answered while the read is blocked"
-    );
-    *gate.0.lock().unwrap() = true;
-    gate.1.notify_all();
+    // Both are answered while the backstore read is still blocked (the
+    // engine drops the aborted command's I/O future), in request order:
+    // the aborted command first, then the abort.
+    let rs = sim.responses(2);
     // The aborted command still gets its one response (ring accounting):
     // host byte ABORT, or TASK ABORTED status.
-    let r = sim.responses(1)[0];
+    let r = rs[0];
     assert_eq!(r.rqid, 40);
     assert!(
         result_host(r.rslt) == HostByte::ABORT || result_status(r.rslt) == 0x40,
         "rslt {:#x}",
         r.rslt
     );
+    assert_eq!(
+        (rs[1].rqid, rs[1].act, rs[1].rslt),
+        (41, Action::ABORT, RSLT_RESET_SUCCESS)
+    );
+    *gate.0.lock().unwrap() = true;
+    gate.1.notify_all();
+    std::thread::sleep(Duration::from_millis(20));
+    assert!(sim.try_response().is_none(), "one response per request");
     sim.stop().0.unwrap();
 }

@@ -60,6 +60,7 @@
 pub mod event;
 pub mod grant;
 mod memory;
+pub mod order;
 #[cfg(feature = "test-utils")]
 pub mod testing;
 
@@ -347,7 +348,9 @@ impl BackRing {
     /// killed and restarted) served resumes where that backend last
     /// published responses: the requests it consumed but never answered are
     /// consumed again, and the frontend, which never saw them complete,
-    /// gets their answers. The value is the frontend's to scribble on; a
+    /// gets their answers. This is exact only if that backend published its
+    /// responses in request order ([`order::ResponseOrder`]): otherwise a
+    /// response may have overwritten the slot of a request still in flight. The value is the frontend's to scribble on; a
     /// bogus one only makes [`BackRing::unconsumed_requests`] report the
     /// ring broken, as any bogus index does.
     ///

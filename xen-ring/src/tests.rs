@@ -99,6 +99,44 @@ fn accepts_indices_wrapping_past_u32_max() {
 }
 
 #[test]
+fn accepts_resume_at_the_published_response_producer() {
+    let (mem, mut front, mut back) = pair(1, 32);
+    for i in 0..5u8 {
+        front.push_request(&[i; 32]).unwrap();
+    }
+    let _kick = front.push_requests_and_check_notify();
+    let mut buf = [0u8; 32];
+    for _ in 0..4 {
+        assert!(back.next_request(&mut buf).unwrap());
+    }
+    // Two answered and published; two consumed but never answered; one
+    // never consumed. Then the backend process dies.
+    back.push_response(&[0xA0; 32]).unwrap();
+    back.push_response(&[0xA1; 32]).unwrap();
+    let _ = back.push_responses_and_check_notify();
+    drop(back);
+    let mut resumed = BackRing::resume(mem.clone(), 32).unwrap();
+    assert_eq!(resumed.req_cons(), 2);
+    assert_eq!(resumed.unconsumed_requests().unwrap(), 3);
+    for want in 2..5u8 {
+        assert!(resumed.next_request(&mut buf).unwrap());
+        assert_eq!(buf, [want; 32]);
+        resumed.push_response(&[0xA0 | want; 32]).unwrap();
+    }
+    assert!(!resumed.next_request(&mut buf).unwrap());
+    let _ = resumed.push_responses_and_check_notify();
+    let mut seen = Vec::new();
+    while front.next_response(&mut buf).unwrap() {
+        seen.push(buf[0]);
+    }
+    assert_eq!(seen, [0xA0, 0xA1, 0xA2, 0xA3, 0xA4]);
+    // A fresh ring resumes at 0, like attach.
+    let fresh = RingMemory::anonymous(1).unwrap();
+    let _front = FrontRing::init(fresh.clone(), 32).unwrap();
+    assert_eq!(BackRing::resume(fresh, 32).unwrap().req_cons(), 0);
+}
+
+#[test]
 fn accepts_notify_decisions_of_ring_h() {
     let (mem, mut front, mut back) = pair(1, 32);
     // Backend armed req_event = 1: the first request notifies, the second not.

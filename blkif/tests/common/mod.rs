@@ -49,6 +49,29 @@ pub fn start_with(
     let front = FrontRing::init(ring.clone(), config.abi.entry_size()).unwrap();
     let backend =
         wrap(BlkifBackend::new(ring.clone(), config, Arc::clone(&grants), backstore).unwrap());
+    spawn(config, ring, front, grants, backend)
+}
+
+/// A backend started on a ring that `front` already drives (a restarted
+/// backend process: the ring, its requests and the grants outlive it).
+pub fn resume(
+    config: BackendConfig,
+    ring: RingMemory,
+    front: FrontRing,
+    grants: Arc<MemoryGrants>,
+    backstore: Arc<dyn Backstore>,
+) -> Sim {
+    let backend = BlkifBackend::new(ring.clone(), config, Arc::clone(&grants), backstore).unwrap();
+    spawn(config, ring, front, grants, backend)
+}
+
+fn spawn(
+    config: BackendConfig,
+    ring: RingMemory,
+    front: FrontRing,
+    grants: Arc<MemoryGrants>,
+    backend: BlkifBackend<MemoryGrants>,
+) -> Sim {
     let ev = LocalEvent::new();
     let ev2 = ev.clone();
     let handle = std::thread::spawn(move || {
@@ -56,14 +79,16 @@ pub fn start_with(
         let r = futures::executor::block_on(backend.run(&ev2));
         (r, backend.stats(), backend.persistent_grants())
     });
-    Sim {
+    let sim = Sim {
         abi: config.abi,
         front,
         ring,
         grants,
         ev,
         backend: Some(handle),
-    }
+    };
+    sim.ev.to_back.ring();
+    sim
 }
 
 pub fn seg(gref: u32, first: u8, last: u8) -> Segment {

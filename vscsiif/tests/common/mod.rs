@@ -141,6 +141,15 @@ impl Sim {
         }
     }
 
+    /// A response if one is published now (no waiting).
+    pub fn try_response(&mut self) -> Option<Response> {
+        let mut b = [0u8; 252];
+        self.front
+            .next_response(&mut b)
+            .unwrap()
+            .then(|| Response::decode(&b).unwrap())
+    }
+
     pub fn responses(&mut self, n: usize) -> Vec<Response> {
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut out = Vec::new();
