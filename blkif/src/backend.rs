@@ -133,6 +133,9 @@ pub struct BlkifBackend<G: GrantAccess> {
     passthrough: Option<Arc<dyn ScsiPassThrough>>,
     inflight: FuturesUnordered<Sequenced<BoxFuture<'static, Completion>>>,
     order: ResponseOrder<Completion>,
+    /// A response published since the last notification check asked for
+    /// a notification.
+    notify: bool,
     /// A barrier or flush is running alone.
     ordered: bool,
     held: Option<Held>,
@@ -217,6 +220,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
             passthrough: None,
             inflight: FuturesUnordered::new(),
             order: ResponseOrder::with_capacity(size),
+            notify: false,
             ordered: false,
             held: None,
             max_in_flight,
@@ -732,6 +736,10 @@ impl<G: GrantAccess> BlkifBackend<G> {
                 error!(error = %e, "blkif: extra response without a request slot");
             }
         }
+        // Published at once: a process killed between writing a slot and
+        // publishing it would leave a response where a restarted backend
+        // reads a request.
+        self.notify |= self.ring.push_responses_and_check_notify();
     }
 
     /// Handle every completed request and publish the responses; returns
@@ -740,7 +748,14 @@ impl<G: GrantAccess> BlkifBackend<G> {
         while let Some(Some((seq, c))) = self.inflight.next().now_or_never() {
             self.complete(seq, c);
         }
-        self.ring.push_responses_and_check_notify()
+        self.publish()
+    }
+
+    /// Publish what is pushed; whether the frontend must be notified of
+    /// anything published since the last call.
+    fn publish(&mut self) -> bool {
+        let now = self.ring.push_responses_and_check_notify();
+        std::mem::take(&mut self.notify) | now
     }
 
     /// Wait for every request in flight and answer it.
@@ -761,7 +776,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
     pub async fn run(&mut self, events: &dyn EventChannel) -> Result<(), Shutdown> {
         let result = self.serve(events).await;
         self.drain().await;
-        if self.ring.push_responses_and_check_notify() {
+        if self.publish() {
             events.notify();
         }
         self.persistent.clear();

@@ -112,6 +112,9 @@ pub struct VscsiBackend<G: GrantAccess> {
     devices: HashMap<(u16, u16, u16), DeviceTarget>,
     inflight: FuturesUnordered<Sequenced<BoxFuture<'static, Response>>>,
     order: ResponseOrder<Response>,
+    /// A response published since the last notification check asked for
+    /// a notification.
+    notify: bool,
     max_in_flight: usize,
     stats: VscsiStats,
 }
@@ -156,6 +159,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
             devices: HashMap::new(),
             inflight: FuturesUnordered::new(),
             order: ResponseOrder::with_capacity(size),
+            notify: false,
             stats: VscsiStats::default(),
         })
     }
@@ -401,6 +405,9 @@ impl<G: GrantAccess> VscsiBackend<G> {
         if let Err(e) = self.ring.push_response(&b) {
             error!(error = %e, "vscsiif: response without a request slot");
         }
+        // Published at once (see BlkifBackend): a restarted backend must
+        // never read an unpublished response as a request.
+        self.notify |= self.ring.push_responses_and_check_notify();
     }
 
     /// Answer every completed request and publish; returns whether to notify.
@@ -408,7 +415,14 @@ impl<G: GrantAccess> VscsiBackend<G> {
         while let Some(Some((seq, r))) = self.inflight.next().now_or_never() {
             self.complete(seq, r);
         }
-        self.ring.push_responses_and_check_notify()
+        self.publish()
+    }
+
+    /// Publish what is pushed; whether the frontend must be notified of
+    /// anything published since the last call.
+    fn publish(&mut self) -> bool {
+        let now = self.ring.push_responses_and_check_notify();
+        std::mem::take(&mut self.notify) | now
     }
 
     /// Serve the ring until `events` reports the device closed (`Ok`) or the
@@ -423,7 +437,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
         while let Some((seq, r)) = self.inflight.next().await {
             self.complete(seq, r);
         }
-        if self.ring.push_responses_and_check_notify() {
+        if self.publish() {
             events.notify();
         }
         if let Err(e) = &result {

@@ -349,8 +349,10 @@ impl BackRing {
     /// published responses: the requests it consumed but never answered are
     /// consumed again, and the frontend, which never saw them complete,
     /// gets their answers. This is exact only if that backend published its
-    /// responses in request order ([`order::ResponseOrder`]): otherwise a
-    /// response may have overwritten the slot of a request still in flight. The value is the frontend's to scribble on; a
+    /// responses in request order ([`order::ResponseOrder`]; otherwise a
+    /// response may have overwritten the slot of a request still in flight)
+    /// and published each response as soon as it wrote it (otherwise a
+    /// written, unpublished response is read back as a request). The value is the frontend's to scribble on; a
     /// bogus one only makes [`BackRing::unconsumed_requests`] report the
     /// ring broken, as any bogus index does.
     ///
