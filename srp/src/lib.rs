@@ -1,6 +1,6 @@
 //! SCSI RDMA Protocol (SRP) information units, sans-I/O.
 //!
-//! Work in progress: only the login family ([`login`]) is implemented so far:
+//! Work in progress: only the login and logout families ([`login`], [`logout`]) are implemented so far:
 //! big-endian `SRP_LOGIN_REQ`, `SRP_LOGIN_RSP` and `SRP_LOGIN_REJ` layouts
 //! (SRP r16a, Linux `include/scsi/srp.h`) and every login reject reason.
 //!
@@ -13,3 +13,4 @@
 //! ```
 
 pub mod login;
+pub mod logout;

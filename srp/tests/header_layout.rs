@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use tgtkit_srp::login::*;
+use tgtkit_srp::logout::*;
 
 fn srp_h() -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/src")
@@ -112,6 +113,14 @@ fn login_layouts_match_srp_h() {
     eq("SRP_LOGIN_REQ", OP_LOGIN_REQ.into());
     eq("SRP_LOGIN_RSP", OP_LOGIN_RSP.into());
     eq("SRP_LOGIN_REJ", OP_LOGIN_REJ.into());
+    eq("sizeof.srp_i_logout", size_of::<ILogout>());
+    eq("srp_i_logout.tag", offset_of!(ILogout, tag));
+    eq("sizeof.srp_t_logout", size_of::<TLogout>());
+    eq("srp_t_logout.sol_not", offset_of!(TLogout, sol_not));
+    eq("srp_t_logout.reason", offset_of!(TLogout, reason));
+    eq("srp_t_logout.tag", offset_of!(TLogout, tag));
+    eq("SRP_I_LOGOUT", OP_I_LOGOUT.into());
+    eq("SRP_T_LOGOUT", OP_T_LOGOUT.into());
     for (key, r) in [
         (
             "UNABLE_ESTABLISH_CHANNEL",

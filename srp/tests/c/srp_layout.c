@@ -39,5 +39,13 @@ int main(void)
     P("SRP_LOGIN_REJ_UNSUPPORTED_DESCRIPTOR_FMT", SRP_LOGIN_REJ_UNSUPPORTED_DESCRIPTOR_FMT);
     P("SRP_LOGIN_REJ_MULTI_CHANNEL_UNSUPPORTED", SRP_LOGIN_REJ_MULTI_CHANNEL_UNSUPPORTED);
     P("SRP_LOGIN_REJ_CHANNEL_LIMIT_REACHED", SRP_LOGIN_REJ_CHANNEL_LIMIT_REACHED);
+    SZ(srp_i_logout);
+    OFF(srp_i_logout, tag);
+    SZ(srp_t_logout);
+    OFF(srp_t_logout, sol_not);
+    OFF(srp_t_logout, reason);
+    OFF(srp_t_logout, tag);
+    P("SRP_I_LOGOUT", SRP_I_LOGOUT);
+    P("SRP_T_LOGOUT", SRP_T_LOGOUT);
     return 0;
 }
