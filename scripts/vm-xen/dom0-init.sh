@@ -212,8 +212,14 @@ c_domu() { # a PV domU's xen-blkfront (another domain: foreign grants) reads and
   [ "$SUITE" = kernel ] && bt=phy
   printf '%s\n' 'name = "du"' 'type = "pv"' 'kernel = "/root/vmlinuz"' 'ramdisk = "/root/initrd-domu.gz"' \
     'extra = "console=hvc0 quiet"' 'memory = 128' 'vcpus = 1' 'on_poweroff = "destroy"' > /tmp/du.cfg
-  xl create /tmp/du.cfg || return 1
-  d=$(xl list | awk '$1 == "du" { print $2 }'); echo "domU id $d"; [ -n "$d" ] || return 1
+  # Under TCG a PV domU now and then dies while libxenguest builds it (xl create returns 0, the
+  # domain is gone): the toolstack's step, before any disk exists, so it gets a second try.
+  for i in 1 2; do
+    xl create /tmp/du.cfg || return 1
+    d=$(xl list | awk '$1 == "du" { print $2 }'); echo "domU id $d (try $i)"; [ -n "$d" ] && break
+    xl destroy du 2>/dev/null; sleep 1
+  done
+  [ -n "$d" ] || return 1
   # libxl wants a device model for qdisk; it kills that pid when the domain goes: a sleep, never pid 1.
   sleep 600 & xenstore-write /local/domain/$d/image/device-model-pid $!
   xl block-attach $d "format=raw,vdev=xvda,access=rw,backendtype=$bt,target=$S/du.img" || return 1
