@@ -86,6 +86,20 @@ fi
 
 passed=$(( $(grep -c '^@@CHECK PASS' "$log" || true) + host_pass ))
 failed=$(( $(grep -c '^@@CHECK FAIL' "$log" || true) + host_fail ))
+# Known intermittent failures (scripts/vm-xen/expected-failures.txt) are reported, not counted.
+expected_list="$here/expected-failures.txt"
+expected_notes=""
+while read -r name reason; do
+  case "$name" in ''|'#'*) continue ;; esac
+  if grep -q "^@@CHECK FAIL $name\b" "$log"; then
+    failed=$((failed - 1))
+    expected_notes="$expected_notes
+expected failure: $name ($reason)"
+  elif grep -q "^@@CHECK PASS $name\b" "$log"; then
+    expected_notes="$expected_notes
+expected failure now passes: $name"
+  fi
+done < "$expected_list"
 echo
 echo "=== Xen VM test ($(( $(date +%s) - start )) s, console log $log) ==="
 grep '^@@PERF' "$log" | sed 's/^@@PERF /perf: /' || true
@@ -95,6 +109,7 @@ if ! grep -q '^@@DONE' "$log"; then
   echo "FAIL dom0-finished (the dom0 did not finish)"
   failed=$((failed + 1))
 fi
+[ -z "$expected_notes" ] || echo "${expected_notes#?}"
 echo "$passed passed, $failed failed"
 [ "${KEEP:-0}" = 1 ] || rm -rf "$work/root" "$work/scratch.img" "$work"/*.qcow2 "$work"/*.raw
 [ "$failed" -eq 0 ]
