@@ -329,15 +329,19 @@ impl BackRing {
     ///
     /// [`LayoutError`] if the region cannot hold a ring of such entries.
     pub fn attach(mem: RingMemory, entry_size: usize, start: u32) -> Result<Self, LayoutError> {
-        let shared = Shared::new(mem, entry_size)?;
-        Ok(Self {
+        Ok(Self::at(Shared::new(mem, entry_size)?, start))
+    }
+
+    /// Both private indices at `start`.
+    fn at(shared: Shared, start: u32) -> Self {
+        Self {
             shared,
             rsp_prod_pvt: start,
             req_cons: start,
             req_prod_seen: start,
             rsp_prod_published: start,
             broken: None,
-        })
+        }
     }
 
     /// Attach to a ring at the `rsp_prod` its shared page holds
@@ -352,8 +356,8 @@ impl BackRing {
     /// responses in request order ([`order::ResponseOrder`]; otherwise a
     /// response may have overwritten the slot of a request still in flight)
     /// and published each response as soon as it wrote it (otherwise a
-    /// written, unpublished response is read back as a request). The value is the frontend's to scribble on; a
-    /// bogus one only makes [`BackRing::unconsumed_requests`] report the
+    /// written, unpublished response is read back as a request). The value
+    /// is the frontend's to scribble on; a bogus one only makes [`BackRing::unconsumed_requests`] report the
     /// ring broken, as any bogus index does.
     ///
     /// # Errors
@@ -362,14 +366,7 @@ impl BackRing {
     pub fn resume(mem: RingMemory, entry_size: usize) -> Result<Self, LayoutError> {
         let shared = Shared::new(mem, entry_size)?;
         let start = shared.load(sring::RSP_PROD, Ordering::Acquire);
-        Ok(Self {
-            shared,
-            rsp_prod_pvt: start,
-            req_cons: start,
-            req_prod_seen: start,
-            rsp_prod_published: start,
-            broken: None,
-        })
+        Ok(Self::at(shared, start))
     }
 
     /// Number of entries (`RING_SIZE`).
