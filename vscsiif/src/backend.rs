@@ -14,14 +14,13 @@
 //! [`Shutdown`] after the requests in flight are answered.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::future::{self, BoxFuture, Either, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::engine::{
-    Command, NexusId, RawCdb, Residual, Target, TaskAttribute, TmFunction, TmfResponse,
+    Command, RawCdb, Residual, TaskAttribute, TmFunction, TmfResponse,
 };
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_xen_ring::event::EventChannel;
@@ -30,6 +29,7 @@ use tgtkit_xen_ring::order::{ResponseOrder, Sequenced};
 use tgtkit_xen_ring::{BackRing, LayoutError, RingError, RingMemory};
 use tracing::{error, warn};
 
+use crate::devices::{DeviceError, DeviceMap, DeviceTarget};
 use crate::request::{
     decode_granted_segments, decode_request, result_word, Action, DataDirection, DataSegments,
     HostByte, Request, RequestError, Response, Segment, VirtualDevice, RSLT_RESET_FAILED,
@@ -62,17 +62,6 @@ impl Default for VscsiConfig {
     }
 }
 
-/// The engine logical unit behind a virtual device.
-#[derive(Debug, Clone)]
-pub struct DeviceTarget {
-    /// The target.
-    pub target: Arc<Target>,
-    /// The vhost's I_T nexus on it.
-    pub nexus: NexusId,
-    /// The logical unit.
-    pub lun: Lun,
-}
-
 /// Why a processor stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -80,18 +69,6 @@ pub enum Shutdown {
     /// The frontend corrupted the ring.
     #[error("ring shut down: {0}")]
     Ring(#[from] RingError),
-}
-
-/// A device that cannot be added.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum DeviceError {
-    /// The virtual device belongs to another vhost.
-    #[error("{0} is not on vhost {1}")]
-    WrongHost(VirtualDevice, u32),
-    /// The address is already mapped.
-    #[error("{0} is already mapped")]
-    Exists(VirtualDevice),
 }
 
 /// Counters of one processor.
@@ -109,7 +86,7 @@ pub struct VscsiBackend<G: GrantAccess> {
     ring: BackRing,
     config: VscsiConfig,
     grants: Arc<G>,
-    devices: HashMap<(u16, u16, u16), DeviceTarget>,
+    devices: DeviceMap,
     inflight: FuturesUnordered<Sequenced<BoxFuture<'static, Response>>>,
     order: ResponseOrder<Response>,
     /// A response published since the last notification check asked for
@@ -156,7 +133,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
             },
             config,
             grants,
-            devices: HashMap::new(),
+            devices: DeviceMap::new(config.host),
             inflight: FuturesUnordered::new(),
             order: ResponseOrder::with_capacity(size),
             notify: false,
@@ -169,27 +146,20 @@ impl<G: GrantAccess> VscsiBackend<G> {
     /// # Errors
     ///
     /// [`DeviceError`].
-    pub fn add_device(
-        &mut self,
-        vdev: VirtualDevice,
-        dev: DeviceTarget,
-    ) -> Result<(), DeviceError> {
-        if vdev.host != self.config.host {
-            return Err(DeviceError::WrongHost(vdev, self.config.host));
-        }
-        let key = (vdev.channel, vdev.id, vdev.lun);
-        if self.devices.contains_key(&key) {
-            return Err(DeviceError::Exists(vdev));
-        }
-        self.devices.insert(key, dev);
-        Ok(())
+    pub fn add_device(&self, vdev: VirtualDevice, dev: DeviceTarget) -> Result<(), DeviceError> {
+        self.devices.add(vdev, dev)
     }
 
     /// Unmap a virtual device; later requests for it get `NO_CONNECT`.
-    pub fn remove_device(&mut self, vdev: VirtualDevice) -> bool {
-        self.devices
-            .remove(&(vdev.channel, vdev.id, vdev.lun))
-            .is_some()
+    pub fn remove_device(&self, vdev: VirtualDevice) -> bool {
+        self.devices.remove(vdev)
+    }
+
+    /// A handle on this processor's device map, to add and remove devices
+    /// while [`VscsiBackend::run`] holds the processor (LUN hot-plug).
+    #[must_use]
+    pub fn devices(&self) -> DeviceMap {
+        self.devices.clone()
     }
 
     /// Counters.
@@ -271,8 +241,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
         let addr = req.addr();
         let dev = self
             .devices
-            .get(&addr)
-            .cloned()
+            .get(addr)
             .ok_or(RequestError::NoDevice(addr))?;
         let rqid = req.rqid();
         match req {

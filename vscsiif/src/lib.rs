@@ -7,7 +7,9 @@
 //! * [`backend`]: the backend processor of one ring (one vhost), mapping
 //!   virtual devices "host:channel:id:lun" to engine logical units: a CDB
 //!   becomes an engine command whose data buffer is the granted pages,
-//!   ABORT becomes ABORT TASK, RESET becomes LOGICAL UNIT RESET.
+//!   ABORT becomes ABORT TASK, RESET becomes LOGICAL UNIT RESET;
+//! * [`devices`]: the virtual-device map of a vhost, shared with whoever
+//!   hot-plugs devices while the ring runs.
 //!
 //! # Panic contract
 //!
@@ -17,8 +19,10 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 pub mod backend;
+pub mod devices;
 pub mod request;
 pub mod wire;
 
-pub use backend::{DeviceTarget, VscsiBackend, VscsiConfig};
+pub use backend::{VscsiBackend, VscsiConfig};
+pub use devices::{DeviceMap, DeviceTarget};
 pub use request::{Action, DataDirection, HostByte, Request, Response, VirtualDevice};

@@ -156,6 +156,70 @@ fn rejects_unmapped_device_with_no_connect() {
 }
 
 #[test]
+fn accepts_devices_hot_plugged_while_the_ring_runs() {
+    use tgtkit_scsi_core::engine::LuConfig;
+    use tgtkit_scsi_core::lun::Lun;
+    use tgtkit_scsi_core::test_utils::MemBackstore;
+    use tgtkit_vscsiif::DeviceTarget;
+
+    let mut sim = start(VscsiConfig::default(), 4);
+    sim.clear_unit_attention();
+    let inquiry = |rqid, addr| {
+        let mut req = cdb(
+            rqid,
+            &[0x12, 0, 0, 0, 36, 0],
+            DataDirection::FromDevice,
+            &[seg(0, 0, 36)],
+        );
+        if let Request::Cdb { addr: a, .. } = &mut req {
+            *a = addr;
+        }
+        req
+    };
+    assert_eq!(
+        result_host(sim.roundtrip(inquiry(1, (0, 2, 0))).rslt),
+        HostByte::NO_CONNECT
+    );
+    // The toolstack adds dev-1 (0:0:2:0) as a second engine LUN.
+    let nexus = sim.target.add_nexus(tgtkit_scsi_core::engine::NexusInfo {
+        initiator_port: "xen-vscsi-front:1:0".into(),
+        target_port: "tgtkit-scsiback:0".into(),
+        relative_port: 1,
+        transport_id: Vec::new(),
+    });
+    sim.target
+        .add_lun(1, LuConfig::new(Arc::new(MemBackstore::new(64, 512))))
+        .unwrap();
+    let dev = DeviceTarget {
+        target: Arc::clone(&sim.target),
+        nexus,
+        lun: Lun::from_index(1).unwrap(),
+    };
+    sim.devices
+        .add("0:0:2:0".parse().unwrap(), dev.clone())
+        .unwrap();
+    assert!(sim.devices.add("0:0:2:0".parse().unwrap(), dev.clone()).is_err());
+    assert!(sim.devices.add("1:0:2:0".parse().unwrap(), dev).is_err());
+    let r = sim.roundtrip(inquiry(2, (0, 2, 0)));
+    assert_eq!((result_host(r.rslt), result_status(r.rslt)), (HostByte::OK, 0));
+    // The LUN that was there learns of it: REPORTED LUNS DATA HAS CHANGED.
+    let r = sim.roundtrip(cdb(3, &[0; 6], DataDirection::None, &[]));
+    assert_eq!(result_status(r.rslt), 2);
+    let sense = r.sense_bytes();
+    assert_eq!(sense_key(sense), 6);
+    assert_eq!((sense[12], sense[13]), (0x3f, 0x0e));
+    // Hot-unplug: the address answers NO_CONNECT again.
+    assert!(sim.devices.remove("0:0:2:0".parse().unwrap()));
+    assert!(!sim.devices.remove("0:0:2:0".parse().unwrap()));
+    assert_eq!(
+        result_host(sim.roundtrip(inquiry(4, (0, 2, 0))).rslt),
+        HostByte::NO_CONNECT
+    );
+    assert_eq!(sim.devices.len(), 1);
+    sim.stop().0.unwrap();
+}
+
+#[test]
 fn accepts_check_condition_with_sense() {
     let mut sim = start(VscsiConfig::default(), 4);
     sim.clear_unit_attention();

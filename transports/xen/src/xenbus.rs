@@ -25,6 +25,14 @@
 //! ([`Backend::handle_frontend_gone`]) is torn down at once: disconnect,
 //! `Closed`, remove. Any other move is ignored (logged by the caller), as
 //! Linux's blkback ignores what it does not expect.
+//!
+//! LUN hot-plug ([`Backend::with_lun_hotplug`], the vscsiif protocol):
+//! there `Reconfiguring` keeps the ring up. The toolstack adds or closes
+//! `vscsi-devs/dev-N` entries and writes the backend's state 7; the
+//! frontend drops the closing LUNs and answers `Reconfiguring`; the backend
+//! then applies the change ([`Action::Reconfigure`]) and answers
+//! `Reconfigured`; the frontend adds the new LUNs and goes `Connected`, and
+//! so does the backend.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -116,6 +124,9 @@ pub enum Action {
     SwitchState(XenbusState),
     /// The device is gone: forget it (stop watching its nodes).
     Remove,
+    /// LUN hot-plug ([`Backend::with_lun_hotplug`]): apply the device
+    /// entries the toolstack added or closed, with the rings kept up.
+    Reconfigure,
 }
 
 /// A backend's view of one device.
@@ -126,6 +137,7 @@ pub struct Backend {
     connecting: bool,
     removed: bool,
     online: bool,
+    lun_hotplug: bool,
     actions: VecDeque<Action>,
 }
 
@@ -146,10 +158,19 @@ impl Backend {
             connecting: false,
             removed: false,
             online: true,
+            lun_hotplug: false,
             actions: VecDeque::new(),
         };
         b.init_wait();
         b
+    }
+
+    /// A backend for a protocol whose `Reconfiguring` is LUN hot-plug with
+    /// the rings kept up (vscsiif), not a reconnect: see the module docs.
+    #[must_use]
+    pub fn with_lun_hotplug(mut self) -> Self {
+        self.lun_hotplug = true;
+        self
     }
 
     /// The state last asked for with [`Action::SwitchState`].
@@ -221,6 +242,16 @@ impl Backend {
         match fe {
             // A frontend coming back (reload, kexec): start over.
             XenbusState::INITIALISING if self.state == XenbusState::CLOSED => self.init_wait(),
+            // Hot-plug done: the frontend added the new LUNs.
+            XenbusState::CONNECTED
+                if self.connected && self.state == XenbusState::RECONFIGURED =>
+            {
+                self.switch(XenbusState::CONNECTED);
+            }
+            XenbusState::RECONFIGURING if self.connected && self.lun_hotplug => {
+                self.actions.push_back(Action::Reconfigure);
+                self.switch(XenbusState::RECONFIGURED);
+            }
             XenbusState::INITIALISED | XenbusState::CONNECTED => {
                 // Both may be seen (two writes, one watch): connect once.
                 if self.connected || self.connecting {
@@ -408,6 +439,32 @@ mod tests {
         drain(&mut b);
         b.handle_online(false);
         assert_eq!(drain(&mut b), [Action::Remove]);
+    }
+
+    #[test]
+    fn lun_hotplug_keeps_the_rings_up() {
+        let mut b = Backend::new().with_lun_hotplug();
+        drain(&mut b);
+        b.handle_frontend(XenbusState::INITIALISED);
+        assert_eq!(drain(&mut b), [Action::Connect]);
+        b.handle_connected(true);
+        assert_eq!(drain(&mut b), [S(4)]);
+        b.handle_frontend(XenbusState::CONNECTED);
+        assert_eq!(drain(&mut b), []);
+        // The toolstack wrote backend state 7; the frontend answers 7.
+        b.handle_frontend(XenbusState::RECONFIGURING);
+        assert_eq!(drain(&mut b), [Action::Reconfigure, S(8)]);
+        assert!(b.is_connected());
+        b.handle_frontend(XenbusState::CONNECTED);
+        assert_eq!(drain(&mut b), [S(4)]);
+        // A second round works the same way.
+        b.handle_frontend(XenbusState::RECONFIGURING);
+        assert_eq!(drain(&mut b), [Action::Reconfigure, S(8)]);
+        // Not connected: Reconfiguring means nothing yet.
+        let mut b = Backend::new().with_lun_hotplug();
+        drain(&mut b);
+        b.handle_frontend(XenbusState::RECONFIGURING);
+        assert_eq!(drain(&mut b), []);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tgtkit_scsi_core::test_utils::MemBackstore;
 use tgtkit_vscsiif::backend::{Shutdown, VscsiStats};
 use tgtkit_vscsiif::request::{DataSegments, Segment, SegmentList};
 use tgtkit_vscsiif::{
-    DataDirection, DeviceTarget, Request, Response, VirtualDevice, VscsiBackend, VscsiConfig,
+    DataDirection, DeviceMap, DeviceTarget, Request, Response, VirtualDevice, VscsiBackend, VscsiConfig,
 };
 use tgtkit_xen_ring::testing::{LocalEvent, MemoryGrants};
 use tgtkit_xen_ring::{FrontRing, RingMemory};
@@ -32,6 +32,8 @@ pub struct Sim {
     pub ev: LocalEvent,
     pub disk: Arc<MemBackstore>,
     pub target: Arc<Target>,
+    /// The running backend's device map (hot-plug).
+    pub devices: DeviceMap,
     backend: Option<JoinHandle<Outcome>>,
 }
 
@@ -80,6 +82,7 @@ pub fn start_on(
     backend
         .add_device("0:0:1:0".parse::<VirtualDevice>().unwrap(), dev)
         .unwrap();
+    let devices = backend.devices();
     let ev = LocalEvent::new();
     let ev2 = ev.clone();
     let h = std::thread::spawn(move || {
@@ -93,6 +96,7 @@ pub fn start_on(
         ev,
         disk,
         target,
+        devices,
         backend: Some(h),
     }
 }
