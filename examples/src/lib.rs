@@ -4,9 +4,11 @@
 //! blkback and scsiback backends, and the two embedding examples
 //! `null-transport` and `closure-backstore`) are composed only from the
 //! library crates; this library holds what they share, such as parsing
-//! `--lun` specs and the null transport's framing.
+//! `--lun` specs, the null transport's framing, and the xenstore side of
+//! the Xen backends ([`xenback`]).
 pub mod lunspec;
 pub mod null_proto;
+pub mod xenback;
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]

@@ -11,8 +11,9 @@
 # modules with their dependencies, xenstored/xl/xen-init-dom0/xenconsoled,
 # the hotplug scripts, bash, flock, the guest tools (fio, e2fsprogs,
 # sg3-utils, blkdiscard, qemu-img) with the libraries ldd lists, the static
-# hostile frontend and ublkback (built here with gcc), the xen-blkback under
-# test ($XEN_BLKBACK, if set and present) and dom0-init.sh as /init.
+# hostile frontend and ublkback (built here with gcc), the xen-blkback and
+# xen-scsiback under test ($XEN_BLKBACK, $XEN_SCSIBACK, if set and present)
+# and dom0-init.sh as /init.
 set -euo pipefail
 
 out=${1:?usage: build.sh OUTDIR}
@@ -116,14 +117,17 @@ mkdir -p "$root/etc/xen"; cp -a "$xroot/etc/xen/scripts" "$xroot/etc/xen/xl.conf
 copy_bin /bin/bash /bin/bash
 copy_bin /usr/bin/flock /usr/bin/flock     # the block hotplug script's locking.sh; busybox has none
 cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$root/lib/x86_64-linux-gnu/"   # xl's pthread_cancel
-for b in fio sg_inq sg_readcap qemu-img blkdiscard; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
+for b in fio sg_inq sg_readcap sg_persist qemu-img blkdiscard; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
 for b in mkfs.ext4 mke2fs e2fsck fsck.ext4; do copy_bin "$(PATH=/usr/sbin:/sbin:$PATH command -v $b)" "/usr/sbin/$b"; done
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
 cp "$out/hostile-front" "$out/ublkback" "$root/usr/bin/"
-if [ -n "${XEN_BLKBACK:-}" ] && [ -x "$XEN_BLKBACK" ]; then
-  copy_bin "$XEN_BLKBACK" /usr/bin/xen-blkback
-  strip --strip-debug "$root/usr/bin/xen-blkback" 2>/dev/null || true
-fi
+for b in xen-blkback xen-scsiback; do
+  v=XEN_${b#xen-}; v=${v^^}   # XEN_BLKBACK, XEN_SCSIBACK
+  if [ -n "${!v:-}" ] && [ -x "${!v}" ]; then
+    copy_bin "${!v}" /usr/bin/$b
+    strip --strip-debug "$root/usr/bin/$b" 2>/dev/null || true
+  fi
+done
 mkdir -p "$root/lib64"; cp -L /lib64/ld-linux-x86-64.so.2 "$root/lib64/"   # the loader, whatever ldd printed
 # The PV domU: the same kernel (bzImage) and a small busybox initramfs with xen-blkfront.
 droot="$out/domu-root"; rm -rf "$droot"; mkdir -p "$droot"/{bin,sbin,proc,sys,dev,tmp}

@@ -12,9 +12,13 @@
 #    then qemu-img check + compare, detach and re-attach, two disks at once,
 #    kill -9 with fio in flight and a restart, and the hostile frontend
 #    (hostile-front.c) with a real disk serving reads afterwards;
+#  - our xen-scsiback (/usr/bin/xen-scsiback) against the kernel's xen-scsifront
+#    in dom0, vhosts written by hand (xl has no vscsi commands): sg_inq,
+#    sg_readcap, ext4 + fsck, fio verify, persistent reservations between two
+#    vhosts on one p-dev, LUN hot-add and hot-remove, detach;
 #  - figures: fio 4 KiB randread/randwrite QD16 through blkfront, ours vs the
-#    kernel's xen-blkback on the same file, and xen-scsiback + LIO fileio
-#    through xen-scsifront (the baseline of a future xen-scsiback).
+#    kernel's xen-blkback on the same file, and through scsifront, our
+#    xen-scsiback vs the kernel's xen-scsiback + LIO fileio on the same file.
 # Every check prints "@@CHECK PASS|FAIL name", a skipped one "@@SKIP name (why)";
 # figures print "@@PERF ...". Every step is bounded by timeout.
 # Switches (dom0 command line): VMXEN_SUITE=ours|kernel (kernel: run the checks
@@ -100,7 +104,34 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a 
 xsclean() { # drop a device's leftover xenstore keys (backend type, devid)
   xenstore-rm /local/domain/0/backend/$1/0/$2 /local/domain/0/device/vbd/$2 /libxl/0/device/vbd/$2 2>/dev/null
 }
-export -f devid waitblk waitgone sectors_ok attach detach alive mkpat md5r
+# vscsi: xl 4.17 has no vscsi commands; these write the keys a toolstack writes (README).
+sdlist() { ls /sys/block | grep '^sd' | tr '\n' ' '; }
+newsd() { # "BEFORE" [SECONDS]: the first sd disk not in BEFORE, once its node exists
+  local i s
+  for i in $(seq $(( ${2:-20} * 10 ))); do
+    for s in $(sdlist); do case " $1 " in *" $s "*) ;; *) [ -b /dev/$s ] && { echo $s; return 0; } ;; esac; done
+    sleep 0.1
+  done; return 1
+}
+vhost_add() { # DEVID PDEV VDEV [PDEV VDEV ...]: a vhost of dom0 with its dev-N entries
+  local id=$1 be=/local/domain/0/backend/vscsi/0/$1 fe=/local/domain/0/device/vscsi/$1 n=0; shift
+  local args="$be/frontend $fe $be/frontend-id 0 $be/online 1 $be/feature-host 0"
+  while [ $# -ge 2 ]; do
+    args="$args $be/vscsi-devs/dev-$n/p-dev $1 $be/vscsi-devs/dev-$n/v-dev $2 $be/vscsi-devs/dev-$n/state 1"
+    n=$((n + 1)); shift 2
+  done
+  xenstore-write $fe/backend $be $fe/backend-id 0 && xenstore-write $args &&
+    xenstore-write $fe/state 1 && xenstore-write $be/state 1
+}
+vhost_del() { # DEVID: the toolstack's detach (online 0, backend Closing), then the keys go
+  local be=/local/domain/0/backend/vscsi/0/$1 fe=/local/domain/0/device/vscsi/$1 i
+  xenstore-write $be/online 0 $be/state 5
+  for i in $(seq 100); do [ "$(xenstore-read $be/state 2>/dev/null)" = 6 ] && break; sleep 0.1; done
+  local st=$(xenstore-read $be/state 2>/dev/null)
+  xenstore-rm $fe; xenstore-rm $be
+  [ "$st" = 6 ]
+}
+export -f devid waitblk waitgone sectors_ok attach detach alive mkpat md5r sdlist newsd vhost_add vhost_del
 export SUITE S
 xenstore-write /local/domain/0/image/device-model-pid 1   # libxl refuses qdisk for dom0 without a "device model"
 
@@ -133,10 +164,11 @@ else
 fi
 export BB
 
-c_fs() {
-  mkfs.ext4 -q -F /dev/xvdb && e2fsck -fn /dev/xvdb && mount -t ext4 /dev/xvdb /mnt && mkpat /mnt/f1 8 &&
+c_fs() { # [DEV] (default /dev/xvdb)
+  local d=${1:-/dev/xvdb}
+  mkfs.ext4 -q -F $d && e2fsck -fn $d && mount -t ext4 $d /mnt && mkpat /mnt/f1 8 &&
     cp /mnt/f1 /mnt/f2 && mkdir /mnt/d && for i in $(seq 50); do echo $i > /mnt/d/$i; done &&
-    umount /mnt && e2fsck -fn /dev/xvdb && echo 3 > /proc/sys/vm/drop_caches && mount -t ext4 /dev/xvdb /mnt &&
+    umount /mnt && e2fsck -fn $d && echo 3 > /proc/sys/vm/drop_caches && mount -t ext4 $d /mnt &&
     cmp /mnt/f1 /mnt/f2 && [ "$(cat /mnt/d/42)" = 42 ] && umount /mnt
 }
 c_discard() { # write 16 MiB, discard it: the file's allocated blocks drop
@@ -252,6 +284,78 @@ if [ "$SUITE" != none ]; then
   [ "$SUITE" = kernel ] || check 5 xen-blkback-alive-after-checks alive
 fi
 
+# --- our xen-scsiback against the kernel's xen-scsifront (dom0 self-attach) -----------
+salive() { [ -n "$SB" ] && kill -0 $SB 2>/dev/null; }
+sb_start() {
+  RUST_LOG=${RUST_LOG:-info} xen-scsiback >> /tmp/xs.log 2>&1 & SB=$!
+  for i in $(seq 100); do grep -q 'xen-scsiback: watching backend/vscsi' /tmp/xs.log && return 0; sleep 0.1; done
+  return 1
+}
+c_scsi_inq() { # INQUIRY and READ CAPACITY through scsifront; the size is the file's
+  sg_inq /dev/$SA | tee /dev/stderr | grep -q 'Vendor identification: TGTKIT' &&
+    sg_readcap /dev/$SA | tee /dev/stderr | grep -q "Last LBA=$(( $(stat -c %s $S/v.img) / 512 - 1 ))" &&
+    sectors_ok $SA $S/v.img
+}
+c_scsi_pr() { # two vhosts (two I_T nexuses) on one p-dev: register both, WRITE EXCLUSIVE from A
+  local before=$(sdlist) r=0
+  vhost_add 2 file:$S/v.img 0:0:0:0 || return 1
+  SB2=$(newsd "$before" 20) || { echo "second vhost: no disk"; return 1; }
+  echo "vhost 1: $SA, vhost 2: $SB2"
+  sg_persist -n --out --register --param-sark=0xa1 /dev/$SA && sg_persist -n --out --register --param-sark=0xb2 /dev/$SB2 &&
+    sg_persist -n --out --reserve --param-rk=0xa1 --prout-type=1 /dev/$SA || r=1
+  sg_persist -n --in -k /dev/$SB2 | tee /dev/stderr | grep -q 0xb2 || r=1
+  sg_persist -n --in -r /dev/$SB2 | tee /dev/stderr | grep -q 'Key=0xa1' || r=1
+  dd if=/dev/urandom of=/dev/$SA bs=4k count=1 oflag=direct 2>/dev/null || { echo "holder cannot write"; r=1; }
+  if dd if=/dev/urandom of=/dev/$SB2 bs=4k count=1 oflag=direct 2>/dev/null; then echo "non-holder wrote"; r=1; fi
+  dd if=/dev/$SB2 of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null || { echo "non-holder cannot read"; r=1; }
+  sg_persist -n --out --clear --param-rk=0xa1 /dev/$SA || r=1
+  dd if=/dev/urandom of=/dev/$SB2 bs=4k count=1 oflag=direct 2>/dev/null || { echo "write after CLEAR refused"; r=1; }
+  vhost_del 2 || { echo "vhost 2 detach"; r=1; }
+  waitgone $SB2 10 || { echo "$SB2 still there"; r=1; }
+  return $r
+}
+c_scsi_hotplug() { # dev-1 added to a running vhost, then removed (the xenbus Reconfiguring round)
+  local be=/local/domain/0/backend/vscsi/0/1 before=$(sdlist) n
+  xenstore-write $be/vscsi-devs/dev-1/p-dev ram:32M $be/vscsi-devs/dev-1/v-dev 0:0:1:0 $be/vscsi-devs/dev-1/state 1 &&
+    xenstore-write $be/state 7 || return 1
+  n=$(newsd "$before" 20) || { echo "no hot-added disk; dev-1 state $(xenstore-read $be/vscsi-devs/dev-1/state)"; return 1; }
+  echo "hot-added $n ($(cat /sys/block/$n/size) sectors), dev-1 state $(xenstore-read $be/vscsi-devs/dev-1/state)"
+  [ "$(cat /sys/block/$n/size)" = 65536 ] || return 1
+  dd if=/dev/urandom of=/dev/$n bs=64k count=4 oflag=direct 2>/dev/null || return 1
+  for i in $(seq 50); do [ "$(xenstore-read $be/state)" = 4 ] && break; sleep 0.1; done
+  xenstore-write $be/vscsi-devs/dev-1/state 5 && xenstore-write $be/state 7 || return 1
+  waitgone $n 20 || { echo "$n still there"; return 1; }
+  for i in $(seq 50); do [ "$(xenstore-read $be/state)" = 4 ] && break; sleep 0.1; done
+  echo "after removal: dev-1 state $(xenstore-read $be/vscsi-devs/dev-1/state), vhost state $(xenstore-read $be/state)"
+  [ "$(xenstore-read $be/vscsi-devs/dev-1/state)" = 6 ] && [ "$(md5r /dev/$SA 0 16)" = "$(md5r $S/v.img 0 16 none)" ]
+}
+export -f salive c_scsi_inq c_scsi_pr c_scsi_hotplug
+SB=
+if [ "$SUITE" = ours ] && [ -x /usr/bin/xen-scsiback ]; then
+  t "checks against our xen-scsiback"
+  for m in scsi_mod sd_mod sg xen-scsifront; do modprobe $m || fail modprobe-$m; done
+  check 5 kernel-scsiback-not-loaded bash -c "! grep -q '^xen_scsiback ' /proc/modules"
+  if sb_start; then pass xen-scsiback-ready; else fail xen-scsiback-ready; sed 's/^/    | /' /tmp/xs.log | tail; fi
+  export SB
+  truncate -s 64M $S/v.img
+  before=$(sdlist)
+  if salive && vhost_add 1 file:$S/v.img 0:0:0:0 && SA=$(newsd "$before" 30); then
+    pass scsifront-sees-disk; export SA
+    checkv 30 scsi-inquiry-readcap c_scsi_inq
+    check 120 scsi-ext4-mkfs-fsck-mount c_fs /dev/$SA
+    check 180 scsi-fio-verify-randwrite-qd16 fio --name=v --filename=/dev/$SA --rw=randwrite --bs=4k --iodepth=16 \
+      --ioengine=libaio --direct=1 --size=8m --verify=crc32c --do_verify=1 --verify_fatal=1
+    checkv 90 scsi-persistent-reservations-two-vhosts c_scsi_pr
+    checkv 90 scsi-lun-hotplug c_scsi_hotplug
+    check 30 scsi-vhost-detach bash -c "vhost_del 1 && waitgone $SA 10"
+  else
+    fail scsifront-sees-disk; sed 's/^/    | /' /tmp/xs.log | tail
+  fi
+  check 5 xen-scsiback-alive-after-checks salive
+elif [ "$SUITE" = ours ]; then
+  fail xen-scsiback-in-initramfs "no /usr/bin/xen-scsiback: its checks did not run"
+fi
+
 # --- kill -9 of xen-blkback with fio in flight (last of ours: the frontend may stay stuck) --
 if [ "$SUITE" = ours ]; then
   t "kill -9 with fio in flight"
@@ -306,6 +410,18 @@ if [ "${VMXEN_PERF:-1}" = 1 ]; then
   fi
   echo "@@PERF blk-randread-4k-qd16 xen-blkback=${O_R:-n/a} kernel-blkback=${K_R:-n/a} ratio=$(ratio ${O_R:-0} ${K_R:-0})"
   echo "@@PERF blk-randwrite-4k-qd16 xen-blkback=${O_W:-n/a} kernel-blkback=${K_W:-n/a} ratio=$(ratio ${O_W:-0} ${K_W:-0})"
+  # Ours first (the kernel's xen-scsiback module would take every backend/vscsi device).
+  if salive; then
+    before=$(sdlist)
+    if vhost_add 3 file:$S/perf.img 0:0:0:0 && P=$(newsd "$before" 30); then
+      O_SR=$(fio_iops /dev/$P randread $PERF_SECONDS); O_SW=$(fio_iops /dev/$P randwrite $PERF_SECONDS)
+      vhost_del 3; waitgone $P 10
+    fi
+    kill -TERM $SB
+    for i in $(seq 100); do salive || break; sleep 0.1; done
+    wait $SB; rc=$?
+    [ $rc = 0 ] && pass xen-scsiback-sigterm-exit-0 || fail xen-scsiback-sigterm-exit-0 "rc=$rc"
+  fi
   # xen-scsiback + LIO fileio through xen-scsifront; xl has no vscsi commands: keys by hand.
   mkdir -p /etc/target/pr /etc/target/alua
   for m in configfs target_core_mod target_core_file xen-scsiback scsi_mod sd_mod sg xen-scsifront; do modprobe $m; done
@@ -319,11 +435,11 @@ if [ "${VMXEN_PERF:-1}" = 1 ]; then
   xenstore-write $BE/frontend $FE $BE/frontend-id 0 $BE/online 1 $BE/feature-host 0 \
     $BE/vscsi-devs/dev-0/p-dev naa.5001405000000001:0 $BE/vscsi-devs/dev-0/v-dev 0:0:0:0 $BE/vscsi-devs/dev-0/state 1
   xenstore-write $FE/state 1; xenstore-write $BE/state 1
-  if waitblk sda 20; then
-    V_R=$(fio_iops /dev/sda randread $PERF_SECONDS); V_W=$(fio_iops /dev/sda randwrite $PERF_SECONDS)
+  if P=$(newsd "" 20); then
+    V_R=$(fio_iops /dev/$P randread $PERF_SECONDS); V_W=$(fio_iops /dev/$P randwrite $PERF_SECONDS)
   fi
-  echo "@@PERF scsi-randread-4k-qd16 xen-scsiback-lio-fileio=${V_R:-n/a} (baseline for a future xen-scsiback)"
-  echo "@@PERF scsi-randwrite-4k-qd16 xen-scsiback-lio-fileio=${V_W:-n/a} (baseline for a future xen-scsiback)"
+  echo "@@PERF scsi-randread-4k-qd16 xen-scsiback=${O_SR:-n/a} kernel-scsiback-lio-fileio=${V_R:-n/a} ratio=$(ratio ${O_SR:-0} ${V_R:-0})"
+  echo "@@PERF scsi-randwrite-4k-qd16 xen-scsiback=${O_SW:-n/a} kernel-scsiback-lio-fileio=${V_W:-n/a} ratio=$(ratio ${O_SW:-0} ${V_W:-0})"
 fi
 
 # Stop ours: SIGTERM closes its devices (state 6) and it exits 0.
@@ -334,5 +450,6 @@ if [ -n "$BB" ] && alive; then
   [ $rc = 0 ] && pass xen-blkback-sigterm-exit-0 || fail xen-blkback-sigterm-exit-0 "rc=$rc"
 fi
 echo "--- xen-blkback log (tail)"; tail -20 /tmp/xb.log 2>/dev/null
+echo "--- xen-scsiback log (tail)"; tail -20 /tmp/xs.log 2>/dev/null
 umount $S 2>/dev/null
 finish

@@ -1,6 +1,7 @@
 #!/bin/bash
-# End-to-end test of the Xen blkif backend (xen-blkback) against Linux's
-# xen-blkfront, in a real Xen 4.17 with a Linux 6.1 PV dom0 under QEMU TCG.
+# End-to-end test of the Xen backends (xen-blkback, xen-scsiback) against
+# Linux's xen-blkfront and xen-scsifront, in a real Xen 4.17 with a Linux 6.1
+# PV dom0 under QEMU TCG.
 #
 #   scripts/vm-xen/run.sh
 #
@@ -11,14 +12,16 @@
 # (dom0-init.sh): baselines (the kernel's blkback, the C ublkback), then ours
 # (disk size, ext4 + fsck, fio verify, discard, flush, qcow2 + qemu-img
 # check/compare, detach/re-attach, two disks, kill -9 + restart, the hostile
-# frontend), then the figures: ours vs the kernel's xen-blkback, and
-# xen-scsiback + LIO fileio. After the VM exits the host takes the qcow2
+# frontend), our xen-scsiback through scsifront (sg_inq/sg_readcap, ext4,
+# fio verify, persistent reservations across two vhosts, LUN hot-plug,
+# detach), then the figures: ours vs the kernel's xen-blkback, and ours vs
+# the kernel's xen-scsiback + LIO fileio. After the VM exits the host takes the qcow2
 # images off the scratch disk (debugfs) and runs its own qemu-img check.
 # Prints "PASS name" / "FAIL name" per check and "N passed, M failed"; exits
 # non-zero if any check failed or the dom0 did not finish. A missing
 # xen-blkback binary is a FAIL (the baselines still run).
-# Environment: VMXEN_BLKBACK=/path (test that binary instead of building
-# one), VMXEN_SUITE=kernel (run our checks against the kernel's xen-blkback,
+# Environment: VMXEN_BLKBACK=/path, VMXEN_SCSIBACK=/path (test those
+# binaries instead of building them), VMXEN_SUITE=kernel (run our checks against the kernel's xen-blkback,
 # to prove the checks), VMXEN_PERF=0 (no figures), PERF_SECONDS=N (default
 # 10), VMXEN_SMP=N (vCPUs, default 1), VM_TIMEOUT=seconds (default 900),
 # TGTKIT_VM_CACHE=dir, KEEP=1 (keep the work dir), RUST_LOG.
@@ -33,18 +36,21 @@ hfail() { echo "FAIL $1${2:+ ($2)}"; host_fail=$((host_fail + 1)); }
 bash "$repo/scripts/deps-vm-xen.sh"
 work=$(mktemp -d /tmp/vm-xen.XXXXXX)
 blkback=${VMXEN_BLKBACK:-}
-if [ -z "$blkback" ]; then
-  target=${CARGO_TARGET_DIR:-$repo/target}
-  if (cd "$repo" && cargo build --release -q -p tgtkit-examples --bin xen-blkback) > "$work/cargo.log" 2>&1; then
-    blkback="$target/release/xen-blkback"
+scsiback=${VMXEN_SCSIBACK:-}
+target=${CARGO_TARGET_DIR:-$repo/target}
+if [ -z "$blkback" ] || [ -z "$scsiback" ]; then
+  if (cd "$repo" && cargo build --release -q -p tgtkit-examples --bin xen-blkback --bin xen-scsiback) > "$work/cargo.log" 2>&1; then
+    blkback=${blkback:-$target/release/xen-blkback}; scsiback=${scsiback:-$target/release/xen-scsiback}
   else
     tail -5 "$work/cargo.log"
   fi
 fi
 if [ -n "$blkback" ] && [ -x "$blkback" ]; then hpass xen-blkback-built
 else hfail xen-blkback-built "no xen-blkback binary: its checks will FAIL"; blkback=; fi
+if [ -n "$scsiback" ] && [ -x "$scsiback" ]; then hpass xen-scsiback-built
+else hfail xen-scsiback-built "no xen-scsiback binary: its checks will FAIL"; scsiback=; fi
 
-XEN_BLKBACK="$blkback" bash "$here/build.sh" "$work"
+XEN_BLKBACK="$blkback" XEN_SCSIBACK="$scsiback" bash "$here/build.sh" "$work"
 truncate -s 3G "$work/scratch.img"
 
 cmdline="console=hvc0 earlyprintk=xen"

@@ -19,10 +19,7 @@ use std::sync::Arc;
 use futures::future::{self, BoxFuture, Either, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
 use tgtkit_scsi_core::buffer::DataBuffer;
-use tgtkit_scsi_core::engine::{
-    Command, RawCdb, Residual, TaskAttribute, TmFunction, TmfResponse,
-};
-use tgtkit_scsi_core::lun::Lun;
+use tgtkit_scsi_core::engine::{Command, RawCdb, Residual, TaskAttribute, TmFunction, TmfResponse};
 use tgtkit_xen_ring::event::EventChannel;
 use tgtkit_xen_ring::grant::{GrantAccess, GrantError, MappedGrants};
 use tgtkit_xen_ring::order::{ResponseOrder, Sequenced};
@@ -239,10 +236,7 @@ impl<G: GrantAccess> VscsiBackend<G> {
 
     fn prepare(&mut self, req: Request) -> Result<BoxFuture<'static, Response>, RequestError> {
         let addr = req.addr();
-        let dev = self
-            .devices
-            .get(addr)
-            .ok_or(RequestError::NoDevice(addr))?;
+        let dev = self.devices.get(addr).ok_or(RequestError::NoDevice(addr))?;
         let rqid = req.rqid();
         match req {
             Request::Cdb {

@@ -198,10 +198,16 @@ fn accepts_devices_hot_plugged_while_the_ring_runs() {
     sim.devices
         .add("0:0:2:0".parse().unwrap(), dev.clone())
         .unwrap();
-    assert!(sim.devices.add("0:0:2:0".parse().unwrap(), dev.clone()).is_err());
+    assert!(sim
+        .devices
+        .add("0:0:2:0".parse().unwrap(), dev.clone())
+        .is_err());
     assert!(sim.devices.add("1:0:2:0".parse().unwrap(), dev).is_err());
     let r = sim.roundtrip(inquiry(2, (0, 2, 0)));
-    assert_eq!((result_host(r.rslt), result_status(r.rslt)), (HostByte::OK, 0));
+    assert_eq!(
+        (result_host(r.rslt), result_status(r.rslt)),
+        (HostByte::OK, 0)
+    );
     // The LUN that was there learns of it: REPORTED LUNS DATA HAS CHANGED.
     let r = sim.roundtrip(cdb(3, &[0; 6], DataDirection::None, &[]));
     assert_eq!(result_status(r.rslt), 2);

@@ -127,6 +127,9 @@ pub enum Action {
     /// LUN hot-plug ([`Backend::with_lun_hotplug`]): apply the device
     /// entries the toolstack added or closed, with the rings kept up.
     Reconfigure,
+    /// LUN hot-plug: the frontend is `Connected` and has attached the
+    /// entries offered so far; mark them connected.
+    ConfirmDevices,
 }
 
 /// A backend's view of one device.
@@ -242,10 +245,10 @@ impl Backend {
         match fe {
             // A frontend coming back (reload, kexec): start over.
             XenbusState::INITIALISING if self.state == XenbusState::CLOSED => self.init_wait(),
-            // Hot-plug done: the frontend added the new LUNs.
-            XenbusState::CONNECTED
-                if self.connected && self.state == XenbusState::RECONFIGURED =>
-            {
+            // The frontend attached the LUNs offered (after a connect or a
+            // hot-plug round).
+            XenbusState::CONNECTED if self.connected && self.lun_hotplug => {
+                self.actions.push_back(Action::ConfirmDevices);
                 self.switch(XenbusState::CONNECTED);
             }
             XenbusState::RECONFIGURING if self.connected && self.lun_hotplug => {
@@ -450,13 +453,13 @@ mod tests {
         b.handle_connected(true);
         assert_eq!(drain(&mut b), [S(4)]);
         b.handle_frontend(XenbusState::CONNECTED);
-        assert_eq!(drain(&mut b), []);
+        assert_eq!(drain(&mut b), [Action::ConfirmDevices]);
         // The toolstack wrote backend state 7; the frontend answers 7.
         b.handle_frontend(XenbusState::RECONFIGURING);
         assert_eq!(drain(&mut b), [Action::Reconfigure, S(8)]);
         assert!(b.is_connected());
         b.handle_frontend(XenbusState::CONNECTED);
-        assert_eq!(drain(&mut b), [S(4)]);
+        assert_eq!(drain(&mut b), [Action::ConfirmDevices, S(4)]);
         // A second round works the same way.
         b.handle_frontend(XenbusState::RECONFIGURING);
         assert_eq!(drain(&mut b), [Action::Reconfigure, S(8)]);

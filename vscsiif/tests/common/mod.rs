@@ -18,7 +18,8 @@ use tgtkit_scsi_core::test_utils::MemBackstore;
 use tgtkit_vscsiif::backend::{Shutdown, VscsiStats};
 use tgtkit_vscsiif::request::{DataSegments, Segment, SegmentList};
 use tgtkit_vscsiif::{
-    DataDirection, DeviceMap, DeviceTarget, Request, Response, VirtualDevice, VscsiBackend, VscsiConfig,
+    DataDirection, DeviceMap, DeviceTarget, Request, Response, VirtualDevice, VscsiBackend,
+    VscsiConfig,
 };
 use tgtkit_xen_ring::testing::{LocalEvent, MemoryGrants};
 use tgtkit_xen_ring::{FrontRing, RingMemory};
