@@ -770,10 +770,18 @@ impl<G: GrantAccess> BlkifBackend<G> {
     /// the frontend corrupts the ring (`Err`, logged). Either way the
     /// requests in flight complete and are answered first.
     ///
+    /// It first kicks the frontend once, unasked: on a ring it resumes, the
+    /// previous backend may have died between publishing responses and
+    /// notifying, and a frontend whose `rsp_event` is behind those
+    /// responses would never be told of them (nor of ours, which its stale
+    /// `rsp_event` does not ask for). A spurious kick costs a frontend one
+    /// look at its ring.
+    ///
     /// # Errors
     ///
     /// [`Shutdown`].
     pub async fn run(&mut self, events: &dyn EventChannel) -> Result<(), Shutdown> {
+        events.notify();
         let result = self.serve(events).await;
         self.drain().await;
         if self.publish() {

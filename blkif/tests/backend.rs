@@ -809,6 +809,52 @@ impl Backstore for Stuck {
     }
 }
 
+/// A backend killed after publishing a response but before kicking: the
+/// frontend was never told, and its `rsp_event` still asks for a kick at
+/// that response. The restarted backend kicks once on its own.
+#[test]
+fn accepts_restart_after_a_published_response_the_frontend_was_never_told_of() {
+    let config = cfg(Abi::native());
+    let grants = Arc::new(MemoryGrants::new(4));
+    let ring = tgtkit_xen_ring::RingMemory::anonymous(1).unwrap();
+    let mut front =
+        tgtkit_xen_ring::FrontRing::init(ring.clone(), config.abi.entry_size()).unwrap();
+    let mut slot = [0u8; 112];
+    rw(RwKind::Read, 1, 0, &[seg(0, 0, 7)]).encode(config.abi, &mut slot);
+    front
+        .push_request(&slot[..config.abi.entry_size()])
+        .unwrap();
+    let _kick = front.push_requests_and_check_notify();
+    {
+        let disk = Arc::new(MemBackstore::new(64, 512));
+        let mut first = BlkifBackend::new(ring.clone(), config, Arc::clone(&grants), disk).unwrap();
+        first.poll_ring().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while first.in_flight() > 0 {
+            // Published; the kick it asks for dies with the process.
+            let _owed = first.complete_ready();
+            assert!(std::time::Instant::now() < deadline);
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+    let sim = common::resume(
+        config,
+        ring,
+        front,
+        Arc::clone(&grants),
+        ram(64, 512) as Arc<dyn Backstore>,
+    );
+    // No request is pending: only the unasked kick can wake the frontend.
+    assert!(
+        sim.ev.to_front.wait_timeout(Duration::from_secs(5)),
+        "the restarted backend never kicked the frontend"
+    );
+    let mut sim = sim;
+    let rs = sim.responses(1);
+    assert_eq!((rs[0].id, rs[0].status), (1, Status::OKAY));
+    assert!(sim.stop().0.is_ok());
+}
+
 #[test]
 fn accepts_restart_on_a_ring_a_killed_backend_served() {
     let config = cfg(Abi::native());

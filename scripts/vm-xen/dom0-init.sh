@@ -372,6 +372,8 @@ if [ "$SUITE" = ours ]; then
     # timeout could not end it: so poll, never wait), then a read ends, with data or with an error.
     for i in $(seq 60); do kill -0 $FK 2>/dev/null || break; sleep 1; done
     if kill -0 $FK 2>/dev/null; then fail kill9-fio-ends "fio stuck 60 s after the restart"
+      dmesg | grep -iE 'blkfront|xvdk|vbd' | tail -8 | sed 's/^/    dmesg: /'
+      grep 51872 /tmp/xb.log | tail -6 | sed 's/^/    xb: /'
     else pass kill9-fio-ends; tail -3 /tmp/fk.out | sed 's/^/    fio: /'; fi
     dd if=/dev/xvdk of=/dev/null bs=4k count=16 iflag=direct > /tmp/dk.out 2>&1 & DK=$!
     for i in $(seq 300); do kill -0 $DK 2>/dev/null || break; sleep 0.1; done

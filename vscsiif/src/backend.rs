@@ -392,10 +392,18 @@ impl<G: GrantAccess> VscsiBackend<G> {
     /// frontend corrupts the ring (`Err`); requests in flight are answered
     /// first either way.
     ///
+    /// It first kicks the frontend once, unasked: on a ring it resumes, the
+    /// previous backend may have died between publishing responses and
+    /// notifying, and a frontend whose `rsp_event` is behind those
+    /// responses would never be told of them (nor of ours, which its stale
+    /// `rsp_event` does not ask for). A spurious kick costs a frontend one
+    /// look at its ring.
+    ///
     /// # Errors
     ///
     /// [`Shutdown`].
     pub async fn run(&mut self, events: &dyn EventChannel) -> Result<(), Shutdown> {
+        events.notify();
         let result = self.serve(events).await;
         while let Some((seq, r)) = self.inflight.next().await {
             self.complete(seq, r);
