@@ -117,7 +117,7 @@ mkdir -p "$root/etc/xen"; cp -a "$xroot/etc/xen/scripts" "$xroot/etc/xen/xl.conf
 copy_bin /bin/bash /bin/bash
 copy_bin /usr/bin/flock /usr/bin/flock     # the block hotplug script's locking.sh; busybox has none
 cp -L /lib/x86_64-linux-gnu/libgcc_s.so.1 "$root/lib/x86_64-linux-gnu/"   # xl's pthread_cancel
-for b in fio sg_inq sg_readcap sg_persist qemu-img blkdiscard; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
+for b in fio sg_inq sg_readcap sg_persist sg_reset qemu-img blkdiscard; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
 for b in mkfs.ext4 mke2fs e2fsck fsck.ext4; do copy_bin "$(PATH=/usr/sbin:/sbin:$PATH command -v $b)" "/usr/sbin/$b"; done
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"
 cp "$out/hostile-front" "$out/ublkback" "$root/usr/bin/"

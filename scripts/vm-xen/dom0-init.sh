@@ -345,6 +345,8 @@ if [ "$SUITE" = ours ] && [ -x /usr/bin/xen-scsiback ]; then
     check 120 scsi-ext4-mkfs-fsck-mount c_fs /dev/$SA
     check 180 scsi-fio-verify-randwrite-qd16 fio --name=v --filename=/dev/$SA --rw=randwrite --bs=4k --iodepth=16 \
       --ioengine=libaio --direct=1 --size=8m --verify=crc32c --do_verify=1 --verify_fatal=1
+    # sg_reset -d: scsifront's device reset handler sends VSCSIIF_ACT_SCSI_RESET (LOGICAL UNIT RESET).
+    check 60 scsi-lun-reset bash -c "sg_reset -d /dev/$SA && dd if=/dev/$SA of=/dev/null bs=4k count=4 iflag=direct"
     checkv 90 scsi-persistent-reservations-two-vhosts c_scsi_pr
     checkv 90 scsi-lun-hotplug c_scsi_hotplug
     check 30 scsi-vhost-detach bash -c "vhost_del 1 && waitgone $SA 10"

@@ -465,6 +465,11 @@ impl<K: Kind> Daemon<K> {
         if self.devices.contains_key(key) || self.ignored.contains(key) {
             return;
         }
+        // As Linux's xenbus: a device exists once its backend `state` node
+        // does (a toolstack writing keys one by one writes it last).
+        if !matches!(read_opt(&self.ctx.xs, &format!("{be}/state")), Ok(Some(_))) {
+            return;
+        }
         if !self.domids.is_empty() && !self.domids.contains(&key.dom) {
             self.ignored.insert(key.clone());
             return;
@@ -546,6 +551,11 @@ impl<K: Kind> Daemon<K> {
         };
         match self.ctx.xs.read(&format!("{}/state", d.paths.fe)) {
             Ok(v) => d.machine.handle_frontend(XenbusState::parse(&v)),
+            // No state node yet, in a frontend directory that exists: the
+            // toolstack has not written it yet. Gone is the directory gone.
+            Err(e)
+                if e.is_not_found()
+                    && read_opt(&self.ctx.xs, &d.paths.fe).is_ok_and(|v| v.is_some()) => {}
             Err(e) if e.is_not_found() => d.machine.handle_frontend_gone(),
             Err(e) => {
                 warn!(device = %key, error = %e, "reading the frontend state failed");

@@ -357,6 +357,30 @@ mod tests {
         h.fake.write(&format!("{be}/frontend"), &fe);
     }
 
+    /// Keys written one by one, the frontend's state after the backend's
+    /// `frontend` node and the backend's `state` last (as a person at a
+    /// shell does): nothing is served before the backend state exists, and
+    /// a frontend without a state node yet is not gone.
+    #[test]
+    fn waits_for_the_backend_state_and_the_frontend_state() {
+        let mut h = daemon(Vscsi::new(), "vscsi", Vec::new());
+        let (be, fe) = (format!("{BE}/1"), format!("{FE}/1"));
+        h.fake.write(&format!("{fe}/backend"), &be);
+        h.fake.write(&format!("{be}/frontend"), &fe);
+        h.fake.write(&format!("{be}/frontend-id"), "0");
+        h.pump();
+        assert!(h.d.is_empty());
+        assert_eq!(h.fake.read(&format!("{be}/state")), None);
+        h.fake.write(&format!("{be}/state"), "1");
+        h.pump();
+        assert_eq!(h.d.len(), 1);
+        assert_eq!(h.fake.read(&format!("{be}/state")).as_deref(), Some("2"));
+        h.fake.write(&format!("{fe}/state"), "1");
+        h.pump();
+        assert_eq!(h.d.len(), 1);
+        assert_eq!(h.fake.read(&format!("{be}/state")).as_deref(), Some("2"));
+    }
+
     #[test]
     fn advertises_sg_grant_and_a_ring_it_cannot_map_closes() {
         let mut h = daemon(Vscsi::new(), "vscsi", Vec::new());
