@@ -26,6 +26,10 @@ struct Args {
     /// Serve only frontends of this domain; repeatable (default: all).
     #[arg(long = "domid", value_name = "N")]
     domids: Vec<u32>,
+    /// File I/O engine: "io-uring" (falls back to the thread pool where the
+    /// kernel has no io_uring) or "threads" (a blocking thread pool).
+    #[arg(long, default_value = "threads", value_parser = ["threads", "io-uring"])]
+    io_engine: String,
 }
 
 fn main() -> std::process::ExitCode {
@@ -34,7 +38,11 @@ fn main() -> std::process::ExitCode {
     if args.backend_types.is_empty() {
         args.backend_types.push("vscsi".into());
     }
-    match xenback::serve(Vscsi::new(), args.backend_types, args.domids) {
+    match xenback::serve(
+        Vscsi::new().with_io_uring(args.io_engine == "io-uring"),
+        args.backend_types,
+        args.domids,
+    ) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("xen-scsiback: {e}");

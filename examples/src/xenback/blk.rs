@@ -31,7 +31,11 @@ const VDISK_READONLY: u32 = 4;
 
 /// The blkif kind.
 #[derive(Debug, Default)]
-pub struct Blkif;
+pub struct Blkif {
+    /// Files on io_uring (falling back to the thread pool where the kernel
+    /// has none) rather than the blocking thread pool.
+    pub io_uring: bool,
+}
 
 /// One disk.
 pub struct Disk {
@@ -78,7 +82,7 @@ impl Kind for Blkif {
             .read(&format!("{be}/mode"))?
             .is_some_and(|m| m.trim() == "r");
         let spec = parse_params(&params, read_only)?;
-        let backstore = spec.open(false)?;
+        let backstore = spec.open(self.io_uring)?;
         let target = Target::new(TargetConfig::default());
         target
             .add_lun(
@@ -261,7 +265,7 @@ mod tests {
 
     #[test]
     fn advertises_then_a_bad_disk_does_not_stop_a_good_one() {
-        let mut h = daemon(Blkif, "qdisk", Vec::new());
+        let mut h = daemon(Blkif::default(), "qdisk", Vec::new());
         add_disk(&h, "51712", "ram:1M");
         add_disk(&h, "51728", "vhd:/nope.vhd");
         h.pump();
@@ -308,7 +312,7 @@ mod tests {
 
     #[test]
     fn detach_offline_then_removed_and_shutdown_closes_the_rest() {
-        let mut h = daemon(Blkif, "qdisk", Vec::new());
+        let mut h = daemon(Blkif::default(), "qdisk", Vec::new());
         add_disk(&h, "51712", "ram:1M");
         add_disk(&h, "51728", "ram:2M");
         h.pump();
@@ -340,7 +344,7 @@ mod tests {
 
     #[test]
     fn domid_filter_skips_other_domains() {
-        let mut h = daemon(Blkif, "qdisk", vec![7]);
+        let mut h = daemon(Blkif::default(), "qdisk", vec![7]);
         add_disk(&h, "51712", "ram:1M");
         h.pump();
         assert!(h.d.is_empty());
