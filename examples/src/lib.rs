@@ -6,6 +6,7 @@
 //! library crates; this library holds what they share, such as parsing
 //! `--lun` specs, the null transport's framing, and the xenstore side of
 //! the Xen backends ([`xenback`]).
+pub mod logging;
 pub mod lunspec;
 pub mod null_proto;
 pub mod xenback;

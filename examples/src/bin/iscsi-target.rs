@@ -74,13 +74,7 @@ impl Sleeper for TokioSleeper {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    tgtkit_examples::logging::init("warn");
     let args = Args::parse();
     let rt = if args.worker_threads == 1 {
         tokio::runtime::Builder::new_current_thread()

@@ -13,42 +13,21 @@
 //! exits 0. Logs to stderr (`RUST_LOG`).
 
 use clap::Parser;
-use tgtkit_examples::xenback::{self, blk::Blkif};
+use tgtkit_examples::xenback::{self, blk::Blkif, DaemonArgs};
 
 #[derive(Parser, Debug)]
 #[command(
     about = "Userspace Xen blkback: serves backend/<type>/<domid>/<devid> devices with tgtkit"
 )]
 struct Args {
-    /// Backend type to serve (the directory under `backend/`); repeatable.
-    #[arg(long = "backend-type", value_name = "TYPE")]
-    backend_types: Vec<String>,
-    /// Serve only frontends of this domain; repeatable (default: all).
-    #[arg(long = "domid", value_name = "N")]
-    domids: Vec<u32>,
-    /// File I/O engine: "io-uring" (falls back to the thread pool where the
-    /// kernel has no io_uring) or "threads" (a blocking thread pool).
-    #[arg(long, default_value = "threads", value_parser = ["threads", "io-uring"])]
-    io_engine: String,
+    #[command(flatten)]
+    daemon: DaemonArgs,
 }
 
 fn main() -> std::process::ExitCode {
-    xenback::init_logging();
-    let mut args = Args::parse();
-    if args.backend_types.is_empty() {
-        args.backend_types.push("qdisk".into());
-    }
-    match xenback::serve(
-        Blkif {
-            io_uring: args.io_engine == "io-uring",
-        },
-        args.backend_types,
-        args.domids,
-    ) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("xen-blkback: {e}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    let args = Args::parse().daemon;
+    let kind = Blkif {
+        io_uring: args.io_uring(),
+    };
+    xenback::main(kind, args, "qdisk")
 }

@@ -639,16 +639,44 @@ impl<K: Kind> Daemon<K> {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+/// The flags both Xen backend binaries take (`#[command(flatten)]`).
+#[derive(Debug, clap::Args)]
+pub struct DaemonArgs {
+    /// Backend type to serve (the directory under `backend/`); repeatable.
+    #[arg(long = "backend-type", value_name = "TYPE")]
+    pub backend_types: Vec<String>,
+    /// Serve only frontends of this domain; repeatable (default: all).
+    #[arg(long = "domid", value_name = "N")]
+    pub domids: Vec<u32>,
+    /// File I/O engine: "io-uring" (falls back to the thread pool where the
+    /// kernel has no io_uring) or "threads" (a blocking thread pool).
+    #[arg(long, default_value = "threads", value_parser = ["threads", "io-uring"])]
+    pub io_engine: String,
+}
+
+impl DaemonArgs {
+    /// Whether files go on io_uring.
+    #[must_use]
+    pub fn io_uring(&self) -> bool {
+        self.io_engine == "io-uring"
+    }
+}
+
+/// A backend binary's `main`: logging, then [`serve`] with `args` (backend
+/// type `default_type` when none is given) until a signal; exit status 1
+/// with the error on stderr if it cannot start.
+pub fn main<K: Kind>(kind: K, mut args: DaemonArgs, default_type: &str) -> std::process::ExitCode {
+    crate::logging::init("info");
+    if args.backend_types.is_empty() {
+        args.backend_types.push(default_type.into());
+    }
+    match serve(kind, args.backend_types, args.domids) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{}: {e}", K::NAME);
+            std::process::ExitCode::FAILURE
+        }
+    }
 }
 
 /// Run a daemon of `kind` on `/dev/xen/xenbus` until SIGINT or SIGTERM,
