@@ -23,8 +23,7 @@
 # figures print "@@PERF ...". Every step is bounded by timeout.
 # Switches (dom0 command line): VMXEN_SUITE=ours|kernel (kernel: run the checks
 # meant for ours against the kernel's xen-blkback, to prove the checks
-# themselves), VMXEN_PERF=0, PERF_SECONDS=N, VMXEN_IO_ENGINE=threads|io-uring
-# (our backends' --io-engine), VMXEN_SHELL=1, RUST_LOG.
+# themselves), VMXEN_PERF=0, PERF_SECONDS=N, VMXEN_SHELL=1, RUST_LOG.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/usr/lib/xen-4.17/bin
 mount -t proc proc /proc; mount -t sysfs sysfs /sys; mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /run; mount -t tmpfs tmpfs /tmp
@@ -88,7 +87,7 @@ attach() {
 detach() { timeout 40 xl block-detach 0 $1 && waitgone $1 10; }
 alive() { [ -n "$BB" ] && kill -0 $BB 2>/dev/null; }
 bb_start() {
-  RUST_LOG=${RUST_LOG:-info} xen-blkback --io-engine ${VMXEN_IO_ENGINE:-threads} >> /tmp/xb.log 2>&1 & BB=$!
+  RUST_LOG=${RUST_LOG:-info} xen-blkback >> /tmp/xb.log 2>&1 & BB=$!
   for i in $(seq 100); do grep -q 'xen-blkback: watching backend/qdisk' /tmp/xb.log && return 0; sleep 0.1; done
   return 1
 }
@@ -288,7 +287,7 @@ fi
 # --- our xen-scsiback against the kernel's xen-scsifront (dom0 self-attach) -----------
 salive() { [ -n "$SB" ] && kill -0 $SB 2>/dev/null; }
 sb_start() {
-  RUST_LOG=${RUST_LOG:-info} xen-scsiback --io-engine ${VMXEN_IO_ENGINE:-threads} >> /tmp/xs.log 2>&1 & SB=$!
+  RUST_LOG=${RUST_LOG:-info} xen-scsiback >> /tmp/xs.log 2>&1 & SB=$!
   for i in $(seq 100); do grep -q 'xen-scsiback: watching backend/vscsi' /tmp/xs.log && return 0; sleep 0.1; done
   return 1
 }

@@ -23,7 +23,7 @@
 # Environment: VMXEN_BLKBACK=/path, VMXEN_SCSIBACK=/path (test those
 # binaries instead of building them), VMXEN_SUITE=kernel (run our checks against the kernel's xen-blkback,
 # to prove the checks), VMXEN_PERF=0 (no figures), PERF_SECONDS=N (default
-# 10), VMXEN_IO_ENGINE=threads|io-uring (our backends' file engine), VMXEN_SMP=N (vCPUs, default 1), VM_TIMEOUT=seconds (default 900),
+# 10), VMXEN_SMP=N (vCPUs, default 1), VM_TIMEOUT=seconds (default 900),
 # TGTKIT_VM_CACHE=dir, KEEP=1 (keep the work dir), RUST_LOG.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -54,7 +54,7 @@ XEN_BLKBACK="$blkback" XEN_SCSIBACK="$scsiback" bash "$here/build.sh" "$work"
 truncate -s 3G "$work/scratch.img"
 
 cmdline="console=hvc0 earlyprintk=xen"
-for v in VMXEN_SUITE VMXEN_PERF VMXEN_DOMU VMXEN_IO_ENGINE PERF_SECONDS VMXEN_SHELL RUST_LOG; do
+for v in VMXEN_SUITE VMXEN_PERF VMXEN_DOMU PERF_SECONDS VMXEN_SHELL RUST_LOG; do
   [ -n "${!v:-}" ] && cmdline="$cmdline $v=${!v}"
 done
 case $cmdline in *,*) echo "no comma in the dom0 command line: it splits QEMU's -initrd list" >&2; exit 1 ;; esac

@@ -25,9 +25,5 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse().daemon;
-    let kind = Blkif {
-        io_uring: args.io_uring(),
-    };
-    xenback::main(kind, args, "qdisk")
+    xenback::main(Blkif, Args::parse().daemon, "qdisk")
 }

@@ -25,7 +25,5 @@ struct Args {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse().daemon;
-    let kind = Vscsi::new().with_io_uring(args.io_uring());
-    xenback::main(kind, args, "vscsi")
+    xenback::main(Vscsi::new(), Args::parse().daemon, "vscsi")
 }

@@ -648,18 +648,6 @@ pub struct DaemonArgs {
     /// Serve only frontends of this domain; repeatable (default: all).
     #[arg(long = "domid", value_name = "N")]
     pub domids: Vec<u32>,
-    /// File I/O engine: "io-uring" (falls back to the thread pool where the
-    /// kernel has no io_uring) or "threads" (a blocking thread pool).
-    #[arg(long, default_value = "threads", value_parser = ["threads", "io-uring"])]
-    pub io_engine: String,
-}
-
-impl DaemonArgs {
-    /// Whether files go on io_uring.
-    #[must_use]
-    pub fn io_uring(&self) -> bool {
-        self.io_engine == "io-uring"
-    }
 }
 
 /// A backend binary's `main`: logging, then [`serve`] with `args` (backend

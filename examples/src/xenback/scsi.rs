@@ -46,7 +46,6 @@ struct Shared {
 pub struct Vscsi {
     target: Arc<Target>,
     luns: HashMap<String, Shared>,
-    io_uring: bool,
 }
 
 impl Default for Vscsi {
@@ -56,22 +55,14 @@ impl Default for Vscsi {
 }
 
 impl Vscsi {
-    /// A kind with an empty target (files on the thread pool).
+    /// A kind with an empty target. Files go on the backstores' thread
+    /// pool (see [`Blkif`](super::blk::Blkif) for why not io_uring).
     #[must_use]
     pub fn new() -> Self {
         Self {
             target: Target::new(TargetConfig::default()),
             luns: HashMap::new(),
-            io_uring: false,
         }
-    }
-
-    /// Files on io_uring (falling back to the thread pool where the kernel
-    /// has none).
-    #[must_use]
-    pub fn with_io_uring(mut self, io_uring: bool) -> Self {
-        self.io_uring = io_uring;
-        self
     }
 
     /// The engine target (every vhost's nexus, every p-dev's LUN).
@@ -91,7 +82,7 @@ impl Vscsi {
         let index = (0..=u16::MAX)
             .find(|i| !used.contains(i) && Lun::from_index(*i).is_some())
             .ok_or("no free LUN")?;
-        let backstore = spec.open(self.io_uring)?;
+        let backstore = spec.open(false)?;
         self.target
             .add_lun(index, LuConfig::new(backstore).read_only(spec.read_only))
             .map_err(|e| e.to_string())?;
