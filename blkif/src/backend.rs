@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 use futures::future::{self, BoxFuture, Either, FutureExt};
 use futures::stream::{FuturesUnordered, StreamExt};
-use tgtkit_scsi_core::backstore::{Backstore, Capabilities, IoError, WriteFlags};
+use tgtkit_scsi_core::backstore::{Backstore, Capabilities, IoError, IoResult, WriteFlags};
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_xen_ring::order::{ResponseOrder, Sequenced};
 use tgtkit_xen_ring::{BackRing, LayoutError, RingError, RingMemory};
@@ -587,6 +587,28 @@ impl<G: GrantAccess> BlkifBackend<G> {
             sector * SECTOR_SIZE
         };
         let ordered = matches!(kind, RwKind::WriteBarrier | RwKind::Flush);
+        let complete = move |r: IoResult<()>| {
+            let (status, error) = io_status(r);
+            Completion {
+                id,
+                operation,
+                status,
+                extra: None,
+                ordered,
+                error,
+            }
+        };
+        // The backstore's synchronous fast path (a page-cache hit, say),
+        // as the engine takes it: done here, in the ring loop, with no hop
+        // to a worker and back.
+        let fast = match kind {
+            RwKind::Read => bs.read_nowait(offset, &buf),
+            RwKind::Write => bs.write_nowait(offset, &buf, WriteFlags::empty()),
+            RwKind::WriteBarrier | RwKind::Flush => None,
+        };
+        if let Some(r) = fast {
+            return Ok(future::ready(complete(r)).boxed());
+        }
         Ok(async move {
             let r = match kind {
                 RwKind::Read => bs.read(offset, buf).await,
@@ -602,15 +624,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
                     r
                 }
             };
-            let (status, error) = io_status(r);
-            Completion {
-                id,
-                operation,
-                status,
-                extra: None,
-                ordered,
-                error,
-            }
+            complete(r)
         }
         .boxed())
     }

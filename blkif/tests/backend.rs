@@ -809,6 +809,58 @@ impl Backstore for Stuck {
     }
 }
 
+/// A backstore that only completes on its synchronous fast path: its
+/// futures never finish.
+struct FastOnly(MemBackstore);
+
+#[async_trait]
+impl Backstore for FastOnly {
+    fn geometry(&self) -> Geometry {
+        self.0.geometry()
+    }
+    fn capabilities(&self) -> Capabilities {
+        self.0.capabilities()
+    }
+    async fn read(&self, _: u64, _: DataBuffer) -> IoResult<()> {
+        futures::future::pending().await
+    }
+    async fn write(&self, _: u64, _: DataBuffer, _: WriteFlags) -> IoResult<()> {
+        futures::future::pending().await
+    }
+    async fn flush(&self) -> IoResult<()> {
+        self.0.flush().await
+    }
+    fn read_nowait(&self, offset: u64, buf: &DataBuffer) -> Option<IoResult<()>> {
+        self.0.read_nowait(offset, buf)
+    }
+    fn write_nowait(
+        &self,
+        offset: u64,
+        buf: &DataBuffer,
+        flags: WriteFlags,
+    ) -> Option<IoResult<()>> {
+        self.0.write_nowait(offset, buf, flags)
+    }
+}
+
+/// Reads and writes take the backstore's synchronous fast path when it
+/// offers one, as the engine does.
+#[test]
+fn accepts_reads_and_writes_on_the_backstore_fast_path() {
+    let config = cfg(Abi::native());
+    let disk = Arc::new(FastOnly(MemBackstore::new(64, 512)));
+    let mut sim = common::start(config, 4, disk as Arc<dyn Backstore>);
+    sim.grants.write(0, 0, &pattern(4096, 3));
+    let r = sim.roundtrip(rw(RwKind::Write, 1, 8, &[seg(0, 0, 7)]));
+    assert_eq!(r.status, Status::OKAY);
+    let r = sim.roundtrip(rw(RwKind::Read, 2, 8, &[seg(1, 0, 7)]));
+    assert_eq!(r.status, Status::OKAY);
+    let mut page = vec![0u8; 4096];
+    sim.grants.read(1, 0, &mut page);
+    assert_eq!(page, pattern(4096, 3));
+    assert!(sim.stop().0.is_ok());
+}
+
 /// A backend killed after publishing a response but before kicking: the
 /// frontend was never told, and its `rsp_event` still asks for a kick at
 /// that response. The restarted backend kicks once on its own.

@@ -674,8 +674,11 @@ pub fn main<K: Kind>(kind: K, mut args: DaemonArgs, default_type: &str) -> std::
 ///
 /// No xenstore, no runtime, or a watch that cannot be set.
 pub fn serve<K: Kind>(kind: K, types: Vec<String>, domids: Vec<u32>) -> Result<(), String> {
+    // One runtime worker per CPU (up to 4): a dom0 often has one vCPU, and
+    // a second worker there only adds wake-ups between threads.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
