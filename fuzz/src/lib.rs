@@ -10,5 +10,6 @@ pub mod iscsi;
 pub mod pr;
 pub mod qcow2;
 pub mod scsi;
+pub mod srp;
 pub mod tcmu;
 pub mod xen;

@@ -23,6 +23,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("transport_id", tgtkit_fuzz::pr::transport_id),
     ("pr_out", tgtkit_fuzz::pr::pr_out),
     ("qcow2_open", tgtkit_fuzz::qcow2::qcow2_open),
+    ("srp_iu", tgtkit_fuzz::srp::srp_iu),
 ];
 
 #[test]

@@ -3,6 +3,8 @@
 use zerocopy::byteorder::big_endian::{U16, U32};
 use zerocopy::{FromBytes, FromZeros, Immutable, IntoBytes, KnownLayout, Unaligned};
 
+use crate::error::DecodeError;
+
 /// Opcode of `SRP_LOGIN_REQ`.
 pub const OP_LOGIN_REQ: u8 = 0x00;
 /// Opcode of `SRP_LOGIN_RSP`.
@@ -16,27 +18,8 @@ pub const LOGIN_RSP_LEN: usize = 52;
 /// Length of `SRP_LOGIN_REJ` in bytes.
 pub const LOGIN_REJ_LEN: usize = 32;
 
-/// Errors decoding a login information unit.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum LoginError {
-    /// The information unit is shorter than its fixed layout.
-    #[error("login IU is {got} bytes, needs {need}")]
-    Short {
-        /// Bytes received.
-        got: usize,
-        /// Bytes the layout needs.
-        need: usize,
-    },
-    /// The first byte is not the expected opcode.
-    #[error("opcode {got:#04x}, expected {want:#04x}")]
-    Opcode {
-        /// Opcode received.
-        got: u8,
-        /// Opcode expected.
-        want: u8,
-    },
-}
+/// Errors decoding a login or logout IU: the crate's [`DecodeError`].
+pub type LoginError = DecodeError;
 
 /// `SRP_LOGIN_REQ` (SRP r16a 6.2), 64 bytes, big-endian.
 #[derive(

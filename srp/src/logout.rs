@@ -71,6 +71,15 @@ impl TLogout {
         t.reason.set(reason);
         t
     }
+
+    /// Decodes an `SRP_T_LOGOUT` from the start of `buf` (copied out).
+    ///
+    /// # Errors
+    ///
+    /// Too short, or the wrong opcode.
+    pub fn decode(buf: &[u8]) -> Result<Self, LoginError> {
+        crate::fixed(buf, OP_T_LOGOUT)
+    }
 }
 
 #[cfg(test)]

@@ -7,8 +7,14 @@ use std::mem::{offset_of, size_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use tgtkit_srp::aer::*;
+use tgtkit_srp::cmd::*;
+use tgtkit_srp::cred::*;
+use tgtkit_srp::desc::*;
 use tgtkit_srp::login::*;
 use tgtkit_srp::logout::*;
+use tgtkit_srp::rsp::*;
+use tgtkit_srp::tsk_mgmt::*;
 
 fn srp_h() -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/src")
@@ -32,7 +38,13 @@ fn srp_h() -> PathBuf {
     })
 }
 
+/// The C program's output, built and run once for every test.
 fn c_layout() -> HashMap<String, i64> {
+    static LAYOUT: std::sync::OnceLock<HashMap<String, i64>> = std::sync::OnceLock::new();
+    LAYOUT.get_or_init(build_and_run).clone()
+}
+
+fn build_and_run() -> HashMap<String, i64> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/c");
     let exe = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("srp_layout");
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
@@ -150,5 +162,123 @@ fn login_layouts_match_srp_h() {
     ] {
         eq(&format!("SRP_LOGIN_REJ_{key}"), r.0 as usize);
     }
+    assert!(bad.is_empty(), "layout mismatches:\n{}", bad.join("\n"));
+}
+
+#[test]
+fn command_response_and_event_layouts_match_srp_h() {
+    let c = c_layout();
+    let mut bad = Vec::new();
+    let mut eq = |key: &str, ours: usize| {
+        let theirs = *c.get(key).unwrap_or_else(|| panic!("{key} not printed"));
+        if theirs != ours as i64 {
+            bad.push(format!("{key}: C {theirs}, ours {ours}"));
+        }
+    };
+    eq("sizeof.srp_direct_buf", size_of::<DirectBuf>());
+    eq("srp_direct_buf.key", offset_of!(DirectBuf, key));
+    eq("srp_direct_buf.len", offset_of!(DirectBuf, len));
+    eq("sizeof.srp_indirect_buf", INDIRECT_LEN);
+    eq("srp_indirect_buf.len", DIRECT_LEN);
+    eq("srp_indirect_buf.desc_list", INDIRECT_LEN);
+    eq("sizeof.srp_imm_buf", IMM_LEN);
+    eq("sizeof.srp_tsk_mgmt", size_of::<TskMgmt>());
+    eq("srp_tsk_mgmt.tag", offset_of!(TskMgmt, tag));
+    eq("srp_tsk_mgmt.lun", offset_of!(TskMgmt, lun));
+    eq(
+        "srp_tsk_mgmt.tsk_mgmt_func",
+        offset_of!(TskMgmt, tsk_mgmt_func),
+    );
+    eq("srp_tsk_mgmt.task_tag", offset_of!(TskMgmt, task_tag));
+    eq("sizeof.srp_cmd", size_of::<CmdHeader>());
+    eq("srp_cmd.buf_fmt", offset_of!(CmdHeader, buf_fmt));
+    eq(
+        "srp_cmd.data_out_desc_cnt",
+        offset_of!(CmdHeader, data_out_desc_cnt),
+    );
+    eq(
+        "srp_cmd.data_in_desc_cnt",
+        offset_of!(CmdHeader, data_in_desc_cnt),
+    );
+    eq("srp_cmd.tag", offset_of!(CmdHeader, tag));
+    eq("srp_cmd.lun", offset_of!(CmdHeader, lun));
+    eq("srp_cmd.task_attr", offset_of!(CmdHeader, task_attr));
+    eq("srp_cmd.add_cdb_len", offset_of!(CmdHeader, add_cdb_len));
+    eq("srp_cmd.cdb", offset_of!(CmdHeader, cdb));
+    eq("srp_cmd.add_data", CMD_LEN);
+    eq("sizeof.srp_rsp", size_of::<RspHeader>());
+    eq(
+        "srp_rsp.req_lim_delta",
+        offset_of!(RspHeader, req_lim_delta),
+    );
+    eq("srp_rsp.tag", offset_of!(RspHeader, tag));
+    eq("srp_rsp.flags", offset_of!(RspHeader, flags));
+    eq("srp_rsp.status", offset_of!(RspHeader, status));
+    eq(
+        "srp_rsp.data_out_res_cnt",
+        offset_of!(RspHeader, data_out_res_cnt),
+    );
+    eq(
+        "srp_rsp.data_in_res_cnt",
+        offset_of!(RspHeader, data_in_res_cnt),
+    );
+    eq(
+        "srp_rsp.sense_data_len",
+        offset_of!(RspHeader, sense_data_len),
+    );
+    eq(
+        "srp_rsp.resp_data_len",
+        offset_of!(RspHeader, resp_data_len),
+    );
+    eq("srp_rsp.data", RSP_LEN);
+    eq("sizeof.srp_cred_req", size_of::<CredReq>());
+    eq(
+        "srp_cred_req.req_lim_delta",
+        offset_of!(CredReq, req_lim_delta),
+    );
+    eq("srp_cred_req.tag", offset_of!(CredReq, tag));
+    eq("sizeof.srp_cred_rsp", size_of::<CredRsp>());
+    eq("srp_cred_rsp.tag", offset_of!(CredRsp, tag));
+    eq("sizeof.srp_aer_req", size_of::<AerReqHeader>());
+    eq(
+        "srp_aer_req.req_lim_delta",
+        offset_of!(AerReqHeader, req_lim_delta),
+    );
+    eq("srp_aer_req.tag", offset_of!(AerReqHeader, tag));
+    eq("srp_aer_req.lun", offset_of!(AerReqHeader, lun));
+    eq(
+        "srp_aer_req.sense_data_len",
+        offset_of!(AerReqHeader, sense_data_len),
+    );
+    eq("srp_aer_req.sense_data", AER_REQ_LEN);
+    eq("sizeof.srp_aer_rsp", size_of::<AerRsp>());
+    eq("srp_aer_rsp.tag", offset_of!(AerRsp, tag));
+    for (key, op) in [
+        ("SRP_TSK_MGMT", OP_TSK_MGMT),
+        ("SRP_CMD", OP_CMD),
+        ("SRP_RSP", OP_RSP),
+        ("SRP_CRED_REQ", OP_CRED_REQ),
+        ("SRP_CRED_RSP", OP_CRED_RSP),
+        ("SRP_AER_REQ", OP_AER_REQ),
+        ("SRP_AER_RSP", OP_AER_RSP),
+        ("SRP_RSP_FLAG_RSPVALID", FLAG_RSPVALID),
+        ("SRP_RSP_FLAG_SNSVALID", FLAG_SNSVALID),
+        ("SRP_RSP_FLAG_DOOVER", FLAG_DOOVER),
+        ("SRP_RSP_FLAG_DOUNDER", FLAG_DOUNDER),
+        ("SRP_RSP_FLAG_DIOVER", FLAG_DIOVER),
+        ("SRP_RSP_FLAG_DIUNDER", FLAG_DIUNDER),
+        ("SRP_TSK_ABORT_TASK", TaskFunction::ABORT_TASK.0),
+        ("SRP_TSK_ABORT_TASK_SET", TaskFunction::ABORT_TASK_SET.0),
+        ("SRP_TSK_CLEAR_TASK_SET", TaskFunction::CLEAR_TASK_SET.0),
+        ("SRP_TSK_LUN_RESET", TaskFunction::LUN_RESET.0),
+        ("SRP_TSK_CLEAR_ACA", TaskFunction::CLEAR_ACA.0),
+        ("SRP_DATA_DESC_DIRECT", DescFormat::Direct.code()),
+        ("SRP_DATA_DESC_INDIRECT", DescFormat::Indirect.code()),
+        ("SRP_DATA_DESC_IMM", DescFormat::Immediate.code()),
+    ] {
+        eq(key, op.into());
+    }
+    eq("SRP_BUF_FORMAT_DIRECT", BUF_FORMAT_DIRECT.into());
+    eq("SRP_BUF_FORMAT_INDIRECT", BUF_FORMAT_INDIRECT.into());
     assert!(bad.is_empty(), "layout mismatches:\n{}", bad.join("\n"));
 }

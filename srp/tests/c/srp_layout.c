@@ -1,4 +1,4 @@
-/* Prints sizeof/offsetof of the login IUs of the kernel's scsi/srp.h
+/* Prints sizeof/offsetof of every IU of the kernel's scsi/srp.h
  * (passed as SRP_H), with a userspace shim for its kernel includes. */
 #include <stddef.h>
 #include <stdio.h>
@@ -47,5 +47,73 @@ int main(void)
     OFF(srp_t_logout, tag);
     P("SRP_I_LOGOUT", SRP_I_LOGOUT);
     P("SRP_T_LOGOUT", SRP_T_LOGOUT);
+    SZ(srp_direct_buf);
+    OFF(srp_direct_buf, key);
+    OFF(srp_direct_buf, len);
+    SZ(srp_indirect_buf);
+    OFF(srp_indirect_buf, len);
+    OFF(srp_indirect_buf, desc_list);
+    SZ(srp_imm_buf);
+    SZ(srp_tsk_mgmt);
+    OFF(srp_tsk_mgmt, tag);
+    OFF(srp_tsk_mgmt, lun);
+    OFF(srp_tsk_mgmt, tsk_mgmt_func);
+    OFF(srp_tsk_mgmt, task_tag);
+    SZ(srp_cmd);
+    OFF(srp_cmd, buf_fmt);
+    OFF(srp_cmd, data_out_desc_cnt);
+    OFF(srp_cmd, data_in_desc_cnt);
+    OFF(srp_cmd, tag);
+    OFF(srp_cmd, lun);
+    OFF(srp_cmd, task_attr);
+    OFF(srp_cmd, add_cdb_len);
+    OFF(srp_cmd, cdb);
+    OFF(srp_cmd, add_data);
+    SZ(srp_rsp);
+    OFF(srp_rsp, req_lim_delta);
+    OFF(srp_rsp, tag);
+    OFF(srp_rsp, flags);
+    OFF(srp_rsp, status);
+    OFF(srp_rsp, data_out_res_cnt);
+    OFF(srp_rsp, data_in_res_cnt);
+    OFF(srp_rsp, sense_data_len);
+    OFF(srp_rsp, resp_data_len);
+    OFF(srp_rsp, data);
+    SZ(srp_cred_req);
+    OFF(srp_cred_req, req_lim_delta);
+    OFF(srp_cred_req, tag);
+    SZ(srp_cred_rsp);
+    OFF(srp_cred_rsp, tag);
+    SZ(srp_aer_req);
+    OFF(srp_aer_req, req_lim_delta);
+    OFF(srp_aer_req, tag);
+    OFF(srp_aer_req, lun);
+    OFF(srp_aer_req, sense_data_len);
+    OFF(srp_aer_req, sense_data);
+    SZ(srp_aer_rsp);
+    OFF(srp_aer_rsp, tag);
+    P("SRP_TSK_MGMT", SRP_TSK_MGMT);
+    P("SRP_CMD", SRP_CMD);
+    P("SRP_RSP", SRP_RSP);
+    P("SRP_CRED_REQ", SRP_CRED_REQ);
+    P("SRP_CRED_RSP", SRP_CRED_RSP);
+    P("SRP_AER_REQ", SRP_AER_REQ);
+    P("SRP_AER_RSP", SRP_AER_RSP);
+    P("SRP_RSP_FLAG_RSPVALID", SRP_RSP_FLAG_RSPVALID);
+    P("SRP_RSP_FLAG_SNSVALID", SRP_RSP_FLAG_SNSVALID);
+    P("SRP_RSP_FLAG_DOOVER", SRP_RSP_FLAG_DOOVER);
+    P("SRP_RSP_FLAG_DOUNDER", SRP_RSP_FLAG_DOUNDER);
+    P("SRP_RSP_FLAG_DIOVER", SRP_RSP_FLAG_DIOVER);
+    P("SRP_RSP_FLAG_DIUNDER", SRP_RSP_FLAG_DIUNDER);
+    P("SRP_TSK_ABORT_TASK", SRP_TSK_ABORT_TASK);
+    P("SRP_TSK_ABORT_TASK_SET", SRP_TSK_ABORT_TASK_SET);
+    P("SRP_TSK_CLEAR_TASK_SET", SRP_TSK_CLEAR_TASK_SET);
+    P("SRP_TSK_LUN_RESET", SRP_TSK_LUN_RESET);
+    P("SRP_TSK_CLEAR_ACA", SRP_TSK_CLEAR_ACA);
+    P("SRP_DATA_DESC_DIRECT", SRP_DATA_DESC_DIRECT);
+    P("SRP_DATA_DESC_INDIRECT", SRP_DATA_DESC_INDIRECT);
+    P("SRP_DATA_DESC_IMM", SRP_DATA_DESC_IMM);
+    P("SRP_BUF_FORMAT_DIRECT", SRP_BUF_FORMAT_DIRECT);
+    P("SRP_BUF_FORMAT_INDIRECT", SRP_BUF_FORMAT_INDIRECT);
     return 0;
 }
