@@ -7,7 +7,8 @@
 //! CDB, task attributes, direct, indirect with partial lists, and
 //! immediate data descriptors in [`desc`]), [`rsp`] (status, residuals,
 //! response and sense data, credits), [`cred`] and [`aer`]; [`iu::Iu`]
-//! decodes any of them by opcode, bounded by the negotiated IU length.
+//! decodes any of them by opcode, bounded by the negotiated IU length;
+//! [`session::Session`] is the target side of a channel, sans-I/O.
 //! Decoding copies out of the bytes it is given, never panics, and
 //! allocates at most what the IU holds.
 //!
@@ -28,6 +29,7 @@ pub mod iu;
 pub mod login;
 pub mod logout;
 pub mod rsp;
+pub mod session;
 pub mod tsk_mgmt;
 
 pub use error::DecodeError;
