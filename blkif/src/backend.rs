@@ -598,13 +598,14 @@ impl<G: GrantAccess> BlkifBackend<G> {
                 error,
             }
         };
-        // The backstore's synchronous fast path (a page-cache hit, say),
-        // as the engine takes it: done here, in the ring loop, with no hop
-        // to a worker and back.
+        // Reads take the backstore's synchronous fast path (a page-cache
+        // hit): done here, in the ring loop, with no hop to a worker and
+        // back. Writes do not: through blkfront in the Xen VM test the
+        // inline write path measured slower (randwrite 0.32x and 0.38x the
+        // kernel's blkback, against 0.43x-0.62x on the worker pool).
         let fast = match kind {
             RwKind::Read => bs.read_nowait(offset, &buf),
-            RwKind::Write => bs.write_nowait(offset, &buf, WriteFlags::empty()),
-            RwKind::WriteBarrier | RwKind::Flush => None,
+            RwKind::Write | RwKind::WriteBarrier | RwKind::Flush => None,
         };
         if let Some(r) = fast {
             return Ok(future::ready(complete(r)).boxed());
