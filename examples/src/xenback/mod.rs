@@ -674,11 +674,12 @@ pub fn main<K: Kind>(kind: K, mut args: DaemonArgs, default_type: &str) -> std::
 ///
 /// No xenstore, no runtime, or a watch that cannot be set.
 pub fn serve<K: Kind>(kind: K, types: Vec<String>, domids: Vec<u32>) -> Result<(), String> {
-    // One runtime worker per CPU (up to 4): a dom0 often has one vCPU, and
-    // a second worker there only adds wake-ups between threads.
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    // Two workers even in a one-vCPU dom0: with one, randwrite through
+    // blkfront measured 0.28x-0.38x the kernel's blkback, against
+    // 0.43x-0.62x with two (the file pool's completions and the ring loop
+    // no longer wait for each other).
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
+        .worker_threads(2)
         .enable_all()
         .build()
         .map_err(|e| e.to_string())?;
