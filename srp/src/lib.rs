@@ -8,7 +8,8 @@
 //! immediate data descriptors in [`desc`]), [`rsp`] (status, residuals,
 //! response and sense data, credits), [`cred`] and [`aer`]; [`iu::Iu`]
 //! decodes any of them by opcode, bounded by the negotiated IU length;
-//! [`session::Session`] is the target side of a channel, sans-I/O.
+//! [`session::Session`] is the target side of a channel, sans-I/O, and
+//! [`engine::EngineTarget`] runs its commands on a tgtkit engine target.
 //! Decoding copies out of the bytes it is given, never panics, and
 //! allocates at most what the IU holds.
 //!
@@ -24,6 +25,7 @@ pub mod aer;
 pub mod cmd;
 pub mod cred;
 pub mod desc;
+pub mod engine;
 pub mod error;
 pub mod iu;
 pub mod login;

@@ -146,13 +146,14 @@ pub enum SessionError {
 
 /// How a transport turns a data descriptor into memory: an RDMA region,
 /// a grant reference, a buffer of its own. Indirect tables the IU lists
-/// only in part are the resolver's to fetch.
+/// only in part are the resolver's to fetch. [`crate::engine::LocalMemory`]
+/// is one, over memory in this process.
 pub trait MemoryResolver {
     /// Why a descriptor cannot be resolved.
-    type Error;
+    type Error: std::fmt::Display;
 
-    /// The buffer `desc` names in command IU `iu` (immediate data lives in
-    /// the IU itself); `to_device` for data-out.
+    /// The buffer `desc` names in command IU `iu`; for data-out
+    /// (`to_device`) it holds the initiator's data.
     ///
     /// # Errors
     ///
@@ -163,6 +164,18 @@ pub trait MemoryResolver {
         iu: &[u8],
         to_device: bool,
     ) -> Result<DataBuffer, Self::Error>;
+
+    /// Deliver the first `len` bytes of data-in `buf` to the memory `desc`
+    /// names (an RDMA WRITE). The default does nothing: for a resolver
+    /// whose buffers are the initiator's memory itself.
+    ///
+    /// # Errors
+    ///
+    /// The transfer failed.
+    fn deliver(&self, desc: &DataDesc, buf: &DataBuffer, len: usize) -> Result<(), Self::Error> {
+        let _ = (desc, buf, len);
+        Ok(())
+    }
 }
 
 /// The SRP response code (SRP r16a table 24) of an engine TMF answer.
