@@ -9,6 +9,7 @@
 pub mod logging;
 pub mod lunspec;
 pub mod null_proto;
+pub mod srp_loop;
 pub mod xenback;
 
 /// The README's code blocks, compiled and run as doctests.

@@ -178,6 +178,23 @@ pub trait MemoryResolver {
     }
 }
 
+impl<R: MemoryResolver + ?Sized> MemoryResolver for std::sync::Arc<R> {
+    type Error = R::Error;
+
+    fn resolve(
+        &self,
+        desc: &DataDesc,
+        iu: &[u8],
+        to_device: bool,
+    ) -> Result<DataBuffer, Self::Error> {
+        (**self).resolve(desc, iu, to_device)
+    }
+
+    fn deliver(&self, desc: &DataDesc, buf: &DataBuffer, len: usize) -> Result<(), Self::Error> {
+        (**self).deliver(desc, buf, len)
+    }
+}
+
 /// The SRP response code (SRP r16a table 24) of an engine TMF answer.
 #[must_use]
 pub fn tmf_rsp_code(r: TmfResponse) -> u8 {
