@@ -17,7 +17,7 @@ use tgtkit_srp::engine::{EngineTarget, LocalMemory};
 use tgtkit_srp::iu::Iu;
 use tgtkit_srp::login::LOGIN_REQ_LEN;
 use tgtkit_srp::logout::{ILogout, OP_I_LOGOUT};
-use tgtkit_srp::session::{Event, Session, SessionConfig};
+use tgtkit_srp::session::{Event, ExistingChannels, Session, SessionConfig};
 use zerocopy::{FromZeros, IntoBytes};
 
 /// Most bytes of one framed IU.
@@ -54,6 +54,12 @@ fn target_side(
     while let Some(iu) = recv(&mut sock).map_err(|e| e.to_string())? {
         let events = futures::executor::block_on(engine.handle(&mut session, &iu))
             .map_err(|e| e.to_string())?;
+        if events.iter().any(|e| matches!(e, Event::Login { .. })) {
+            // One channel per initiator here: nothing else to terminate.
+            session
+                .accept_login(ExistingChannels::None)
+                .map_err(|e| e.to_string())?;
+        }
         while let Some(out) = session.poll_transmit() {
             send(&mut sock, &out).map_err(|e| e.to_string())?;
         }

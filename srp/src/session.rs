@@ -4,8 +4,9 @@
 //! ([`Session::poll_event`]), with no I/O and no clock (the shape of
 //! quinn-proto's `Connection`).
 //!
-//! It negotiates the login (IU lengths, buffer formats, the multichannel
-//! answer), keeps the request-limit credits (each `SRP_CMD` and
+//! It negotiates the login (IU lengths and buffer formats itself; the
+//! multichannel action and access control by the embedder, through
+//! [`Session::accept_login`] / [`Session::reject_login`]), keeps the request-limit credits (each `SRP_CMD` and
 //! `SRP_TSK_MGMT` spends one, each `SRP_RSP` returns one), tracks the tags
 //! in flight (a second command with a tag in flight is answered OVERLAPPED
 //! COMMANDS ATTEMPTED, a request beyond the credits BUSY), maps task
@@ -14,7 +15,7 @@
 //! address means is the transport's business ([`MemoryResolver`]).
 //!
 //! ```
-//! use tgtkit_srp::session::{Event, Session, SessionConfig};
+//! use tgtkit_srp::session::{Event, ExistingChannels, Session, SessionConfig};
 //! use tgtkit_srp::login::LOGIN_REQ_LEN;
 //! let mut s = Session::new(SessionConfig::default());
 //! let mut login = [0u8; LOGIN_REQ_LEN];
@@ -22,6 +23,7 @@
 //! login[24..26].copy_from_slice(&6u16.to_be_bytes()); // direct + indirect
 //! s.handle_iu(&login).unwrap();
 //! assert!(matches!(s.poll_event(), Some(Event::Login { .. })));
+//! s.accept_login(ExistingChannels::None).unwrap();
 //! let rsp = s.poll_transmit().unwrap();
 //! assert_eq!(rsp[0], tgtkit_srp::login::OP_LOGIN_RSP);
 //! assert_eq!(s.credits(), SessionConfig::default().credits);
@@ -47,8 +49,6 @@ use crate::tsk_mgmt::TaskFunction;
 const BUSY: u8 = 0x08;
 /// SCSI status CHECK CONDITION.
 const CHECK_CONDITION: u8 = 0x02;
-/// `SRP_LOGIN_RSP` multichannel result: no existing channel was touched.
-const MULTICHAN_NO_CHAN: u8 = 0;
 
 /// What the target offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +79,9 @@ impl Default for SessionConfig {
 pub enum State {
     /// Waiting for `SRP_LOGIN_REQ`.
     AwaitingLogin,
+    /// A login passed the session's own checks and waits for the
+    /// embedder's [`Session::accept_login`] or [`Session::reject_login`].
+    LoginPending,
     /// Logged in: requests flow.
     Active,
     /// Logged out (either side); nothing more is accepted.
@@ -94,10 +97,25 @@ pub enum MultiChannel {
     Multi,
 }
 
+/// What became of the initiator's other channels to this target port, as
+/// the `SRP_LOGIN_RSP` reports it (SRP r16a table 12).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ExistingChannels {
+    /// There were none.
+    None,
+    /// They were terminated (the login asked [`MultiChannel::Single`]).
+    Terminated,
+    /// They were kept (the login asked [`MultiChannel::Multi`]).
+    Maintained,
+}
+
 /// What the embedder must act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
-    /// A login was accepted (its `SRP_LOGIN_RSP` is queued).
+    /// A login passed the IU-length and buffer-format checks: apply the
+    /// multichannel action to the initiator's other channels (and any
+    /// access control), then [`Session::accept_login`] or
+    /// [`Session::reject_login`].
     Login {
         /// The initiator port identifier (the I_T nexus's initiator).
         initiator_port_id: [u8; 16],
@@ -142,6 +160,9 @@ pub enum SessionError {
     /// An answer for a tag that is not in flight.
     #[error("tag {0:02x?} is not in flight")]
     UnknownTag([u8; 8]),
+    /// `accept_login` or `reject_login` with no login pending.
+    #[error("no login is pending")]
+    NoLoginPending,
 }
 
 /// How a transport turns a data descriptor into memory: an RDMA region,
@@ -231,6 +252,7 @@ impl TaskFunction {
 pub struct Session {
     config: SessionConfig,
     state: State,
+    pending: Option<crate::login::LoginReq>,
     max_it: usize,
     credits: u32,
     in_flight: HashSet<[u8; 8]>,
@@ -246,6 +268,7 @@ impl Session {
         Self {
             config,
             state: State::AwaitingLogin,
+            pending: None,
             max_it: LOGIN_REQ_LEN,
             credits: 0,
             in_flight: HashSet::new(),
@@ -292,6 +315,11 @@ impl Session {
     pub fn handle_iu(&mut self, bytes: &[u8]) -> Result<(), SessionError> {
         match self.state {
             State::LoggedOut => return Err(SessionError::LoggedOut),
+            State::LoginPending => {
+                return Err(SessionError::NotLoggedIn(
+                    bytes.first().copied().unwrap_or(0),
+                ))
+            }
             State::AwaitingLogin => {
                 return match Iu::decode(bytes, self.config.max_it_iu_len as usize)? {
                     Iu::LoginReq(req) => {
@@ -350,6 +378,28 @@ impl Session {
             self.transmit.push_back(rej.as_bytes().to_vec());
             return;
         }
+        self.pending = Some(*req);
+        self.state = State::LoginPending;
+        self.events.push_back(Event::Login {
+            initiator_port_id: req.initiator_port_id,
+            target_port_id: req.target_port_id,
+            multichannel: if req.req_flags & 3 == 1 {
+                MultiChannel::Multi
+            } else {
+                MultiChannel::Single
+            },
+        });
+    }
+
+    /// Accept the pending login: `SRP_LOGIN_RSP` with the credits, the IU
+    /// lengths and what became of the initiator's other channels.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NoLoginPending`].
+    pub fn accept_login(&mut self, existing: ExistingChannels) -> Result<(), SessionError> {
+        let req = self.pending.take().ok_or(SessionError::NoLoginPending)?;
+        let asked = req.req_it_iu_len.get();
         self.max_it = asked as usize;
         self.credits = self.config.credits;
         self.state = State::Active;
@@ -360,17 +410,27 @@ impl Session {
             self.config.max_ti_iu_len,
             self.config.buf_fmt,
         );
-        rsp.rsp_flags = MULTICHAN_NO_CHAN;
+        rsp.rsp_flags = match existing {
+            ExistingChannels::None => 0,
+            ExistingChannels::Terminated => 1,
+            ExistingChannels::Maintained => 2,
+        };
         self.transmit.push_back(rsp.as_bytes().to_vec());
-        self.events.push_back(Event::Login {
-            initiator_port_id: req.initiator_port_id,
-            target_port_id: req.target_port_id,
-            multichannel: if req.req_flags & 3 == 1 {
-                MultiChannel::Multi
-            } else {
-                MultiChannel::Single
-            },
-        });
+        Ok(())
+    }
+
+    /// Refuse the pending login for `reason` (an ACL, a channel limit); the
+    /// session waits for another login.
+    ///
+    /// # Errors
+    ///
+    /// [`SessionError::NoLoginPending`].
+    pub fn reject_login(&mut self, reason: RejectReason) -> Result<(), SessionError> {
+        let req = self.pending.take().ok_or(SessionError::NoLoginPending)?;
+        self.state = State::AwaitingLogin;
+        let rej = LoginRej::new(req.tag, reason, self.config.buf_fmt);
+        self.transmit.push_back(rej.as_bytes().to_vec());
+        Ok(())
     }
 
     /// Spend a credit on request `tag`; `Some(answer)` if it is refused at

@@ -15,7 +15,7 @@ use tgtkit_srp::engine::{EngineTarget, LocalMemory};
 use tgtkit_srp::iu::Iu;
 use tgtkit_srp::login::LOGIN_REQ_LEN;
 use tgtkit_srp::rsp::{Residual, Response};
-use tgtkit_srp::session::{Event, Session, SessionConfig};
+use tgtkit_srp::session::{Event, ExistingChannels, Session, SessionConfig};
 use tgtkit_srp::tsk_mgmt::{TaskFunction, TskMgmt};
 use zerocopy::IntoBytes;
 
@@ -48,6 +48,7 @@ fn rig() -> Rig {
     login[24..26].copy_from_slice(&6u16.to_be_bytes());
     let events = block_on(r.engine.handle(&mut r.session, &login)).unwrap();
     assert!(matches!(events[..], [Event::Login { .. }]));
+    r.session.accept_login(ExistingChannels::None).unwrap();
     assert!(matches!(
         Iu::decode(&r.session.poll_transmit().unwrap(), 4096).unwrap(),
         Iu::LoginRsp(_)

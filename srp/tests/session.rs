@@ -8,7 +8,9 @@ use tgtkit_srp::iu::Iu;
 use tgtkit_srp::login::{RejectReason, LOGIN_REQ_LEN};
 use tgtkit_srp::logout::OP_I_LOGOUT;
 use tgtkit_srp::rsp::Residual;
-use tgtkit_srp::session::{Event, MultiChannel, Session, SessionConfig, SessionError, State};
+use tgtkit_srp::session::{
+    Event, ExistingChannels, MultiChannel, Session, SessionConfig, SessionError, State,
+};
 use tgtkit_srp::tsk_mgmt::{TaskFunction, TskMgmt};
 use zerocopy::IntoBytes;
 
@@ -39,8 +41,20 @@ fn logged_in(credits: u32) -> Session {
             ..
         })
     ));
+    assert_eq!(s.state(), State::LoginPending);
+    assert!(
+        s.poll_transmit().is_none(),
+        "nothing before the embedder decides"
+    );
+    assert_eq!(s.handle_iu(&read(1)), Err(SessionError::NotLoggedIn(0x02)));
+    s.accept_login(ExistingChannels::Maintained).unwrap();
+    assert_eq!(
+        s.accept_login(ExistingChannels::None),
+        Err(SessionError::NoLoginPending)
+    );
     match Iu::decode(&s.poll_transmit().unwrap(), 4096).unwrap() {
         Iu::LoginRsp(r) => {
+            assert_eq!(r.rsp_flags, 2);
             assert_eq!(r.tag, [7; 8]);
             assert_eq!(r.req_lim_delta.get(), credits);
             assert_eq!(r.max_it_iu_len.get(), 1024);
@@ -93,6 +107,21 @@ fn rejects_logins_it_cannot_serve() {
     }
     assert_eq!(s.state(), State::AwaitingLogin);
     assert!(s.poll_event().is_none());
+    // The embedder refuses one (a channel limit): LOGIN_REJ, still waiting.
+    s.handle_iu(&login_req(1024, 6, 0)).unwrap();
+    assert!(matches!(
+        s.poll_event(),
+        Some(Event::Login {
+            multichannel: MultiChannel::Single,
+            ..
+        })
+    ));
+    s.reject_login(RejectReason::CHANNEL_LIMIT_REACHED).unwrap();
+    match Iu::decode(&s.poll_transmit().unwrap(), 4096).unwrap() {
+        Iu::LoginRej(r) => assert_eq!(r.reject_reason(), RejectReason::CHANNEL_LIMIT_REACHED),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(s.state(), State::AwaitingLogin);
     // Nothing but a login before login.
     assert_eq!(s.handle_iu(&read(1)), Err(SessionError::NotLoggedIn(0x02)));
     assert!(matches!(
