@@ -84,3 +84,59 @@ pub fn scsi_command(mut data: &[u8]) {
         }
     }
 }
+
+/// The NAA identifiers [`xcopy_params`] gives its two logical units: the
+/// designators `30 00 00 00 00 00 00 01` and `...02` name them.
+pub const XCOPY_NAA: [u64; 2] = [1, 2];
+
+/// Send arbitrary bytes as an EXTENDED COPY (LID1) parameter list to a
+/// target with two small ram disks (512- and 4096-byte blocks) named by
+/// [`XCOPY_NAA`], then ask RECEIVE COPY RESULTS about its list identifier.
+/// The copy manager must answer GOOD or CHECK CONDITION with sense, never
+/// touch more than the disks hold, and keep well-formed copy results.
+pub fn xcopy_params(data: &[u8]) {
+    let target = Target::new(TargetConfig::default());
+    for (lun, (size, bs)) in [(64 * 512, 512), (16 * 4096, 4096)].into_iter().enumerate() {
+        let Ok(disk) = tgtkit_backstores::RamOptions::new()
+            .logical_block_size(bs)
+            .build(size)
+        else {
+            return;
+        };
+        let config = LuConfig::new(Arc::new(disk)).naa(XCOPY_NAA[lun]);
+        if target
+            .add_lun(u16::try_from(lun).unwrap_or(0), config)
+            .is_err()
+        {
+            return;
+        }
+    }
+    let init = Initiator::new(&target, "iqn.2026-11.fuzz:x");
+    init.clear_unit_attentions();
+    let params = &data[..data.len().min(4096)];
+    let mut cdb = [0u8; 16];
+    cdb[0] = 0x83;
+    cdb[10..14].copy_from_slice(&u32::try_from(params.len()).unwrap_or(0).to_be_bytes());
+    let o = init.send(&cdb, params);
+    match o.status() {
+        Status::GOOD => {}
+        Status::CHECK_CONDITION => assert!(o.sense().is_some(), "CHECK CONDITION without sense"),
+        other => panic!("EXTENDED COPY answered {other:?}"),
+    }
+    let list_id = params.first().copied().unwrap_or(0);
+    for sa in [0u8, 3, 4] {
+        let mut rcr = [0u8; 16];
+        rcr[0] = 0x84;
+        rcr[1] = sa;
+        rcr[2] = list_id;
+        rcr[13] = 0xff;
+        let r = init.run(&rcr, 255);
+        if r.status() == Status::GOOD {
+            assert!(r.data.len() >= 4);
+            let available = u32::from_be_bytes([r.data[0], r.data[1], r.data[2], r.data[3]]);
+            assert!(available as usize + 4 >= r.data.len());
+        } else {
+            assert_eq!(r.status(), Status::CHECK_CONDITION);
+        }
+    }
+}

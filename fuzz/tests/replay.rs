@@ -24,6 +24,7 @@ const TARGETS: &[(&str, Body)] = &[
     ("pr_out", tgtkit_fuzz::pr::pr_out),
     ("qcow2_open", tgtkit_fuzz::qcow2::qcow2_open),
     ("srp_iu", tgtkit_fuzz::srp::srp_iu),
+    ("xcopy_params", tgtkit_fuzz::scsi::xcopy_params),
 ];
 
 #[test]

@@ -101,6 +101,62 @@ fn command_seeds() -> Vec<Vec<u8>> {
     ]
 }
 
+/// EXTENDED COPY parameter lists for `xcopy_params`: copies that work,
+/// and one of each refusal.
+fn xcopy_seeds() -> Vec<Vec<u8>> {
+    let cscd = |naa: u64, block_len: u32, code: u8| {
+        let mut d = vec![0u8; 32];
+        d[0] = code;
+        d[4] = 1;
+        d[5] = 3;
+        d[7] = 8;
+        d[8..16].copy_from_slice(&((3u64 << 60) | naa).to_be_bytes());
+        d[29..32].copy_from_slice(&block_len.to_be_bytes()[1..]);
+        d
+    };
+    let lu = |i: usize| cscd(tgtkit_fuzz::scsi::XCOPY_NAA[i], [512, 4096][i], 0xe4);
+    let seg = |code: u8, src: u16, dst: u16, blocks: u16, from: u64, to: u64| {
+        let mut d = vec![0u8; 28];
+        d[0] = code;
+        d[3] = 0x18;
+        d[4..6].copy_from_slice(&src.to_be_bytes());
+        d[6..8].copy_from_slice(&dst.to_be_bytes());
+        d[10..12].copy_from_slice(&blocks.to_be_bytes());
+        d[12..20].copy_from_slice(&from.to_be_bytes());
+        d[20..28].copy_from_slice(&to.to_be_bytes());
+        d
+    };
+    let list = |id: u8, usage: u8, cscds: &[Vec<u8>], segs: &[Vec<u8>]| {
+        let (c, s) = (cscds.concat(), segs.concat());
+        let mut p = vec![0u8; 16];
+        p[0] = id;
+        p[1] = usage << 3;
+        p[2..4].copy_from_slice(&(c.len() as u16).to_be_bytes());
+        p[8..12].copy_from_slice(&(s.len() as u32).to_be_bytes());
+        [p, c, s].concat()
+    };
+    let simple = list(1, 0, &[lu(0)], &[seg(2, 0, 0, 8, 0, 32)]);
+    vec![
+        Vec::new(),
+        simple.clone(),
+        list(
+            2,
+            0,
+            &[lu(0), lu(1)],
+            &[seg(2, 0, 1, 16, 0, 2), seg(2, 1, 0, 2, 2, 40)],
+        ),
+        list(3, 3, &[lu(0)], &[seg(2, 0, 0, 40, 0, 1)]),
+        simple[..47].to_vec(),
+        list(4, 0, &vec![lu(0); 9], &[seg(2, 0, 0, 1, 0, 1)]),
+        list(5, 0, &[cscd(1, 512, 0xe0)], &[seg(2, 0, 0, 1, 0, 1)]),
+        list(6, 0, &[lu(0)], &[seg(3, 0, 0, 1, 0, 1)]),
+        list(7, 0, &[cscd(9, 512, 0xe4)], &[seg(2, 0, 0, 1, 0, 1)]),
+        list(8, 0, &[lu(0)], &[seg(2, 0, 1, 8, 0, 1)]),
+        list(9, 0, &[lu(0)], &[seg(2, 0, 0, 8, 0, 63)]),
+        list(10, 1, &[lu(0)], &[seg(2, 0, 0, 1, 0, 1)]),
+    ]
+}
+
 #[test]
 fn seeds_match_the_generator() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -108,6 +164,7 @@ fn seeds_match_the_generator() {
     for (dir, seeds) in [
         ("cdb_decode", cdb_seeds()),
         ("scsi_command", command_seeds()),
+        ("xcopy_params", xcopy_seeds()),
     ] {
         for (i, seed) in seeds.iter().enumerate() {
             let path = root.join(dir).join(format!("seed-{i:03}"));

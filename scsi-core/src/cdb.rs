@@ -300,6 +300,20 @@ pub enum Cdb {
         /// Allocation length.
         alloc_len: u32,
     },
+    /// EXTENDED COPY (LID1) (spc 6.4).
+    ExtendedCopy {
+        /// Parameter list length.
+        param_len: u32,
+    },
+    /// RECEIVE COPY RESULTS (spc 6.18).
+    ReceiveCopyResults {
+        /// Service action (5 bits; 00h, 03h and 04h are in the table).
+        service_action: u8,
+        /// LIST IDENTIFIER.
+        list_id: u8,
+        /// Allocation length.
+        alloc_len: u32,
+    },
     /// PERSISTENT RESERVE IN (spc 6.15).
     PersistentReserveIn {
         /// Service action (5 bits; 00h-03h are in the table).
@@ -404,6 +418,8 @@ pub mod opcode {
     pub const LOG_SENSE: u8 = 0x4d;
     pub const MODE_SELECT_10: u8 = 0x55;
     pub const MODE_SENSE_10: u8 = 0x5a;
+    pub const EXTENDED_COPY: u8 = 0x83;
+    pub const RECEIVE_COPY_RESULTS: u8 = 0x84;
     pub const READ_16: u8 = 0x88;
     pub const COMPARE_AND_WRITE: u8 = 0x89;
     pub const WRITE_16: u8 = 0x8a;
@@ -464,6 +480,14 @@ pub mod opcode {
     pub const SA_REPORT_SUPPORTED_OPCODES: u16 = 0x0c;
     /// MAINTENANCE IN: REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS.
     pub const SA_REPORT_SUPPORTED_TMF: u16 = 0x0d;
+    /// EXTENDED COPY: LID1 parameter list.
+    pub const SA_EXTENDED_COPY_LID1: u16 = 0x00;
+    /// RECEIVE COPY RESULTS: COPY STATUS (LID1).
+    pub const SA_RCR_COPY_STATUS: u16 = 0x00;
+    /// RECEIVE COPY RESULTS: OPERATING PARAMETERS.
+    pub const SA_RCR_OPERATING_PARAMETERS: u16 = 0x03;
+    /// RECEIVE COPY RESULTS: FAILED SEGMENT DETAILS (LID1).
+    pub const SA_RCR_FAILED_SEGMENT_DETAILS: u16 = 0x04;
 }
 
 /// Check the CONTROL byte (the last CDB byte): we support neither NACA
@@ -744,6 +768,14 @@ impl Cdb {
                     },
                 }
             }
+            Handler::ExtendedCopy => Cdb::ExtendedCopy {
+                param_len: be32(c, 10),
+            },
+            Handler::ReceiveCopyResults => Cdb::ReceiveCopyResults {
+                service_action: c[1] & 0x1f,
+                list_id: c[2],
+                alloc_len: be32(c, 10),
+            },
             Handler::PersistentReserveIn => Cdb::PersistentReserveIn {
                 service_action: c[1] & 0x1f,
                 alloc_len: be16(c, 7),
@@ -1079,6 +1111,22 @@ impl Cdb {
                     put16(&mut b, 7, alloc_len as u16);
                     10
                 }
+            }
+            Cdb::ExtendedCopy { param_len } => {
+                b[0] = op::EXTENDED_COPY;
+                put32(&mut b, 10, param_len);
+                16
+            }
+            Cdb::ReceiveCopyResults {
+                service_action,
+                list_id,
+                alloc_len,
+            } => {
+                b[0] = op::RECEIVE_COPY_RESULTS;
+                b[1] = service_action & 0x1f;
+                b[2] = list_id;
+                put32(&mut b, 10, alloc_len);
+                16
             }
             Cdb::PersistentReserveIn {
                 service_action,
@@ -1460,6 +1508,19 @@ mod tests {
                         } else {
                             alloc_len & 0xffff
                         },
+                    }
+                }),
+            any::<u32>().prop_map(|param_len| Cdb::ExtendedCopy { param_len }),
+            (
+                proptest::sample::select(&[0u8, 3, 4][..]),
+                any::<u8>(),
+                any::<u32>()
+            )
+                .prop_map(|(service_action, list_id, alloc_len)| {
+                    Cdb::ReceiveCopyResults {
+                        service_action,
+                        list_id,
+                        alloc_len,
                     }
                 }),
             (0u8..4, any::<u16>()).prop_map(|(service_action, alloc_len)| {

@@ -14,7 +14,8 @@
 //! reserved with RESERVE(6)/(10) (SPC-2 §5.5.1). The engine answers
 //! RESERVATION CONFLICT from these columns alone; PERSISTENT RESERVE OUT and
 //! RESERVE/RELEASE are allowed here and checked by their handlers, whose
-//! rules depend on the service action and the reservation key.
+//! rules depend on the service action and the reservation key; so is
+//! EXTENDED COPY, whose copy manager checks each unit it reads or writes.
 
 use std::sync::OnceLock;
 
@@ -62,6 +63,8 @@ pub enum Handler {
     StartStopUnit,
     FormatUnit,
     ReadDefectData,
+    ExtendedCopy,
+    ReceiveCopyResults,
     PersistentReserveIn,
     PersistentReserveOut,
     Reserve,
@@ -259,6 +262,14 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
     row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REPLACE_LOST_RESERVATION), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
+    row!(op::EXTENDED_COPY, Some(op::SA_EXTENDED_COPY_LID1), "EXTENDED COPY(LID1)", 16, Write, ExtendedCopy, ALLOWED,
+        [op::EXTENDED_COPY, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_COPY_STATUS), "RECEIVE COPY STATUS(LID1)", 16, Read, ReceiveCopyResults, READS,
+        [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_OPERATING_PARAMETERS), "RECEIVE COPY OPERATING PARAMETERS", 16, Read, ReceiveCopyResults, READS,
+        [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_FAILED_SEGMENT_DETAILS), "RECEIVE COPY FAILURE DETAILS(LID1)", 16, Read, ReceiveCopyResults, READS,
+        [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
     row!(op::READ_16, None, "READ(16)", 16, Read, Read, READS,
         [op::READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
     row!(op::COMPARE_AND_WRITE, None, "COMPARE AND WRITE", 16, Write, CompareAndWrite, WRITES,
@@ -309,6 +320,8 @@ fn has_service_action(opcode: u8) -> bool {
             | op::MAINTENANCE_IN
             | op::PERSISTENT_RESERVE_IN
             | op::PERSISTENT_RESERVE_OUT
+            | op::EXTENDED_COPY
+            | op::RECEIVE_COPY_RESULTS
     )
 }
 

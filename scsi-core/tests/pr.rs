@@ -515,12 +515,16 @@ fn expected(name: &str) -> Option<[bool; 4]> {
         | "LOG SENSE"
         | "READ CAPACITY(10)"
         | "READ CAPACITY(16)"
-        | "PERSISTENT RESERVE IN" => A,
+        | "PERSISTENT RESERVE IN"
+        // Policy: the copy manager checks the units it reads and writes
+        // (tests/xcopy.rs).
+        | "EXTENDED COPY(LID1)" => A,
         "MODE SENSE(6)"
         | "MODE SENSE(10)"
         | "REPORT SUPPORTED OPERATION CODES"
         | "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS"
         | "GET LBA STATUS" => R,
+        n if n.starts_with("RECEIVE COPY") => R,
         n if n.starts_with("READ(")
             || n.starts_with("VERIFY")
             || n.starts_with("PRE-FETCH")

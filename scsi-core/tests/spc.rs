@@ -40,7 +40,7 @@ fn lists_and_returns_every_vpd_page() {
     let (_t, _s, init) = disk();
     let o = init.run(&[0x12, 1, 0, 0, 255, 0], 255);
     let pages = o.data[4..].to_vec();
-    assert_eq!(pages, [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2]);
+    assert_eq!(pages, [0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2]);
     for page in pages {
         let o = init.run(&[0x12, 1, page, 0x10, 0, 0], 4096);
         assert_good(&o);
@@ -381,7 +381,7 @@ fn reports_supported_task_management_functions() {
 #[test]
 fn rejects_unknown_opcodes_honestly() {
     let (_t, _s, a) = disk();
-    for op in [0x01u8, 0x3b, 0x83, 0xc0, 0xff] {
+    for op in [0x01u8, 0x3b, 0x48, 0xc0, 0xff] {
         let o = a.run(&[op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0);
         assert_sense(
             &o,

@@ -61,6 +61,18 @@ impl Ctx<'_> {
     pub(crate) fn block_size(&self) -> u64 {
         u64::from(self.geometry.logical_block_size)
     }
+
+    /// The same command's context on another logical unit `lu` (the copy
+    /// manager's source and destination).
+    pub(crate) fn on<'b>(&'b self, lu: &'b LogicalUnit) -> Ctx<'b> {
+        Ctx {
+            target: self.target,
+            lu,
+            nexus: self.nexus,
+            data: self.data,
+            geometry: lu.backstore.geometry(),
+        }
+    }
 }
 
 impl Target {
@@ -181,20 +193,34 @@ impl Target {
         if state.spc2.is_some_and(|n| n != cmd.nexus) && row.conflicts.spc2 {
             return true;
         }
-        if state.pr.reservation.is_none() {
-            return false;
-        }
         let cdb = cmd.cdb.as_bytes();
         // SBC-3 table 13: START STOP UNIT with START set and POWER
-        // CONDITION 0h is allowed under every reservation.
+        // CONDITION 0h is allowed under every persistent reservation.
         if row.handler == Handler::StartStopUnit
             && cdb.get(4).is_some_and(|&b| b & 0x01 != 0 && b >> 4 == 0)
         {
             return false;
         }
-        state
-            .pr
-            .conflicts(&self.identity(cmd.nexus), &row.conflicts)
+        self.conflicts(state, cmd.nexus, &row.conflicts)
+    }
+
+    /// Whether a command of reservation class `cols` from `nexus`
+    /// conflicts with a reservation under `state`.
+    fn conflicts(&self, state: &LuState, nexus: NexusId, cols: &table::PrConflicts) -> bool {
+        if state.spc2.is_some_and(|n| n != nexus) && cols.spc2 {
+            return true;
+        }
+        state.pr.reservation.is_some() && state.pr.conflicts(&self.identity(nexus), cols)
+    }
+
+    /// [`Self::conflicts`] on logical unit `lu` (a copy's other units).
+    pub(crate) fn conflicts_on(
+        &self,
+        lu: &LogicalUnit,
+        nexus: NexusId,
+        cols: &table::PrConflicts,
+    ) -> bool {
+        self.conflicts(&lu.state(), nexus, cols)
     }
 
     /// A command addressed to a LUN with no logical unit (SPC-4 §4.7.4).
@@ -294,6 +320,7 @@ impl Target {
         match function {
             TmFunction::ITNexusReset => {
                 lu.tasks.abort_where(|n, _| n == nexus);
+                lu.copies.forget(nexus);
                 let mut state = lu.state();
                 // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
                 if state.spc2 == Some(nexus) {
@@ -307,6 +334,7 @@ impl Target {
                 // nexuses report TASK ABORTED when TAS is set.
                 let tas = lu.state().mode.tas;
                 lu.tasks.abort_matching(|_, _| true, |n| tas && n != nexus);
+                lu.copies.clear_finished();
                 let asc = if function == TmFunction::TargetReset {
                     Asc::POWER_ON_RESET
                 } else {
@@ -414,6 +442,12 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             ..
         } => sbc::compare_and_write(ctx, lba, blocks, wrprotect, fua).await,
         Cdb::SynchronizeCache(ref r) => sbc::synchronize_cache(ctx, r).await,
+        Cdb::ExtendedCopy { param_len } => spc::xcopy::extended_copy(ctx, param_len).await,
+        Cdb::ReceiveCopyResults {
+            service_action,
+            list_id,
+            alloc_len,
+        } => spc::xcopy::receive_copy_results(ctx, service_action, list_id, alloc_len),
         Cdb::PreFetch(ref r) => sbc::pre_fetch(ctx, r),
         Cdb::StartStopUnit {
             power_condition,

@@ -387,6 +387,8 @@ pub(crate) struct LogicalUnit {
     pub pr_store: Option<Arc<dyn PrStore>>,
     /// Serialises PERSISTENT RESERVE OUT commands.
     pub pr_gate: async_lock::Mutex<()>,
+    /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
+    pub copies: crate::spc::xcopy::HeldResults,
 }
 
 impl LogicalUnit {
@@ -429,6 +431,7 @@ impl LogicalUnit {
             atomic_seq: AtomicU64::new(0),
             pr_store: config.pr_store,
             pr_gate: async_lock::Mutex::new(()),
+            copies: crate::spc::xcopy::HeldResults::default(),
         })
     }
 
@@ -455,6 +458,12 @@ impl LogicalUnit {
             }
         }
         hit
+    }
+
+    /// The logical unit's NAA designator (type 3, locally assigned), as
+    /// VPD page 83h reports it and EXTENDED COPY names the unit.
+    pub(crate) fn naa_designator(&self) -> [u8; 8] {
+        ((0x3u64 << 60) | self.naa).to_be_bytes()
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, LuState> {

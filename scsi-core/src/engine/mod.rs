@@ -280,6 +280,7 @@ impl Target {
             .remove(&nexus);
         for lu in self.read_luns().values() {
             lu.tasks.abort_where(|n, _| n == nexus);
+            lu.copies.forget(nexus);
             let mut state = lu.state();
             state.ua.remove(&nexus);
             state.forget_ua(nexus);
@@ -349,6 +350,23 @@ impl Target {
     fn lu(&self, lun: &Lun) -> Option<Arc<LogicalUnit>> {
         let index = lun.index()?;
         self.read_luns().get(&index).cloned()
+    }
+
+    /// The logical unit of this target a copy names by designator: only
+    /// logical-unit NAA designators (association 0, type 3) match.
+    pub(crate) fn lu_by_designator(
+        &self,
+        designator_type: u8,
+        association: u8,
+        designator: &[u8],
+    ) -> Option<Arc<LogicalUnit>> {
+        if designator_type != 3 || association != 0 {
+            return None;
+        }
+        self.read_luns()
+            .values()
+            .find(|lu| lu.naa_designator() == designator)
+            .cloned()
     }
 
     /// Run a task management function for `nexus` on `lun`.

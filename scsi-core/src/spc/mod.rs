@@ -1,11 +1,12 @@
 //! SCSI Primary Commands (SPC-4): INQUIRY and its VPD pages, REQUEST SENSE,
-//! REPORT LUNS, LOG SENSE, mode parameters ([`mode`]) and the REPORT
-//! SUPPORTED ... commands ([`rsoc`]).
+//! REPORT LUNS, LOG SENSE, mode parameters ([`mode`]), the REPORT
+//! SUPPORTED ... commands ([`rsoc`]) and third-party copy ([`xcopy`]).
 
 pub(crate) mod mode;
 pub(crate) mod reserve;
 pub(crate) mod rsoc;
 mod vpd;
+pub(crate) mod xcopy;
 
 use crate::cdb::Cdb;
 use crate::engine::exec::{Ctx, Outcome, Xfer};
@@ -31,6 +32,9 @@ fn standard_inquiry(target: &Target, peripheral: u8) -> Vec<u8> {
     d[2] = 0x06; // VERSION: SPC-4
     d[3] = 0x12; // HISUP, RESPONSE DATA FORMAT 2
     d[4] = u8::try_from(d.len() - 5).unwrap_or(0);
+    if peripheral == 0x00 {
+        d[5] = 0x08; // 3PC: the disk model is a copy manager (xcopy)
+    }
     d[7] = 0x02; // CMDQUE
     let cfg = target.config();
     ascii(&mut d[8..16], &cfg.vendor);

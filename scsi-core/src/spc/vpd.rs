@@ -4,7 +4,7 @@ use crate::backstore::Capabilities;
 use crate::engine::exec::Ctx;
 
 /// The pages we return, in ascending order (SPC-4 §7.8.13).
-const SUPPORTED: &[u8] = &[0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2];
+const SUPPORTED: &[u8] = &[0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2];
 
 /// The VPD page `code`, or `None` if not supported.
 pub(crate) fn page(ctx: &Ctx<'_>, code: u8) -> Option<Vec<u8>> {
@@ -13,6 +13,7 @@ pub(crate) fn page(ctx: &Ctx<'_>, code: u8) -> Option<Vec<u8>> {
         0x80 => ctx.lu.serial.as_bytes().to_vec(),
         0x83 => device_identification(ctx),
         0x86 => extended_inquiry(ctx),
+        0x8f => super::xcopy::vpd_page(ctx.geometry.logical_block_size),
         0xb0 => block_limits(ctx),
         0xb1 => block_device_characteristics(ctx),
         0xb2 => logical_block_provisioning(ctx),
@@ -48,8 +49,7 @@ fn name_string(name: &str) -> Vec<u8> {
 fn device_identification(ctx: &Ctx<'_>) -> Vec<u8> {
     let mut d = Vec::new();
     // NAA locally assigned (type 3) logical unit designator.
-    let naa = (0x3u64 << 60) | ctx.lu.naa;
-    designator(&mut d, 1, 0, 3, &naa.to_be_bytes());
+    designator(&mut d, 1, 0, 3, &ctx.lu.naa_designator());
     // T10 vendor ID based: vendor (8) + serial number.
     let mut t10 = vec![b' '; 8];
     super::ascii(&mut t10, &ctx.target.config().vendor);

@@ -1,0 +1,290 @@
+//! Third-party copy (SPC-4 §5.17): the copy manager behind EXTENDED COPY
+//! (LID1), RECEIVE COPY RESULTS and the Third-party Copy VPD page (8Fh).
+//!
+//! A copy names its source and destination logical units by designator
+//! (identification CSCD descriptors, E4h) and moves blocks between them
+//! (block to block segment descriptors, 02h) on the backstores, in bounded
+//! chunks, without passing through the transport. The copy manager only
+//! resolves designators to logical units of its own [`Target`]: a copy can
+//! never reach a logical unit of another target, nor one outside the
+//! engine (the hole behind CVE-2020-28374, where LIO resolved designators
+//! across every device on the host). Reservations on each unit a segment
+//! names apply to the copy as if the initiator read and wrote it itself,
+//! and a conflict ends the copy with COPY ABORTED before anything moves.
+//!
+//! Every check that needs no data movement runs before the first block is
+//! copied, so a refused copy changes nothing. Copies are abortable: a task
+//! management function that aborts the EXTENDED COPY stops it between
+//! chunks, and RECEIVE COPY RESULTS then reports it as failed.
+//!
+//! [`Target`]: crate::engine::Target
+
+mod list;
+mod results;
+
+use std::sync::Arc;
+
+use crate::buffer::DataBuffer;
+use crate::engine::exec::{Ctx, Outcome, Xfer};
+use crate::engine::lu::LogicalUnit;
+use crate::sense::{Asc, FieldPointer, Sense, SenseKey};
+use crate::table;
+
+pub(crate) use results::HeldResults;
+
+/// RECEIVE COPY RESULTS service actions (SPC-4 table 183).
+pub(crate) mod sa {
+    /// COPY STATUS (LID1).
+    pub const COPY_STATUS: u8 = 0x00;
+    /// OPERATING PARAMETERS.
+    pub const OPERATING_PARAMETERS: u8 = 0x03;
+    /// FAILED SEGMENT DETAILS (LID1).
+    pub const FAILED_SEGMENT_DETAILS: u8 = 0x04;
+}
+
+/// COPY ABORTED with `asc`, pointing at byte `at` of the parameter list.
+fn aborted(asc: Asc, at: u16) -> Sense {
+    Sense::new(SenseKey::COPY_ABORTED, asc).with_field(FieldPointer::param(at))
+}
+
+/// One segment, checked and resolved: byte offsets and length.
+struct Plan {
+    source: Arc<LogicalUnit>,
+    destination: Arc<LogicalUnit>,
+    from: u64,
+    to: u64,
+    bytes: u64,
+}
+
+/// EXTENDED COPY (LID1) (SPC-4 §6.4).
+pub(crate) async fn extended_copy(ctx: &Ctx<'_>, param_len: u32) -> Outcome {
+    // SPC-4 §6.4.1: a PARAMETER LIST LENGTH of zero copies nothing.
+    if param_len == 0 {
+        return Ok(Xfer::NONE);
+    }
+    if param_len > list::MAX_PARAM_LEN {
+        return Err(list::length_error());
+    }
+    let p = ctx
+        .data_out(param_len as usize)
+        .ok_or_else(list::length_error)?;
+    let copy = list::parse(&p)?;
+    let units: Vec<Option<Arc<LogicalUnit>>> = copy
+        .cscds
+        .iter()
+        .map(|c| {
+            ctx.target
+                .lu_by_designator(c.designator_type, c.association, c.designator())
+        })
+        .collect();
+    let plans = copy
+        .segments
+        .iter()
+        .map(|s| plan(ctx, &copy.cscds, &units, s))
+        .collect::<Result<Vec<_>, Sense>>()?;
+    let running = ctx.lu.copies.start(ctx.nexus, copy.list_id, copy.usage)?;
+    let mut outcome = Ok(());
+    for plan in &plans {
+        outcome = run(ctx, plan, &running).await;
+        if outcome.is_err() {
+            break;
+        }
+        running.segment_done();
+    }
+    running.finish(&outcome);
+    outcome.map(|()| Xfer::NONE)
+}
+
+/// Resolve and check one segment descriptor before anything is copied.
+fn plan(
+    ctx: &Ctx<'_>,
+    cscds: &[list::Cscd],
+    units: &[Option<Arc<LogicalUnit>>],
+    s: &list::Segment,
+) -> Result<Plan, Sense> {
+    let unit = |id: u16, field: u16| -> Result<(Arc<LogicalUnit>, u64), Sense> {
+        let at = s.at + field;
+        let idx = usize::from(id);
+        let lu = units
+            .get(idx)
+            .and_then(Clone::clone)
+            .ok_or_else(|| aborted(Asc::COPY_TARGET_DEVICE_NOT_REACHABLE, at))?;
+        let bs = lu.backstore.geometry().logical_block_size;
+        if cscds[idx].block_len != bs {
+            // DISK BLOCK LENGTH must be the unit's logical block length.
+            return Err(Sense::invalid_param_field(cscds[idx].at + 29, None));
+        }
+        Ok((lu, u64::from(bs)))
+    };
+    let (source, src_bs) = unit(s.source, 4)?;
+    let (destination, dst_bs) = unit(s.destination, 6)?;
+    let bytes = u64::from(s.blocks) * if s.dc { dst_bs } else { src_bs };
+    if bytes % src_bs != 0 || bytes % dst_bs != 0 {
+        return Err(Sense::invalid_param_field(s.at + 10, None));
+    }
+    let in_range = |lu: &LogicalUnit, lba: u64, bs: u64| {
+        lba.checked_add(bytes / bs)
+            .is_some_and(|end| end <= lu.backstore.geometry().blocks())
+    };
+    // libiscsi's ValidSegDescr wants COPY ABORTED here, as for any error a
+    // copy target would report; the segment pointer names the LBA field.
+    if !in_range(&source, s.source_lba, src_bs) {
+        return Err(aborted(Asc::NO_ADDITIONAL_SENSE, s.at + 12));
+    }
+    if !in_range(&destination, s.destination_lba, dst_bs) {
+        return Err(aborted(Asc::NO_ADDITIONAL_SENSE, s.at + 20));
+    }
+    // SPC-4 table 62 gives EXTENDED COPY the "policy" of its copy
+    // targets: the source is read and the destination written as if by the
+    // initiator, on every unit the segment names (this one included).
+    if ctx.target.conflicts_on(&source, ctx.nexus, &table::READS) {
+        return Err(aborted(Asc::NO_ADDITIONAL_SENSE, s.at + 4));
+    }
+    if ctx
+        .target
+        .conflicts_on(&destination, ctx.nexus, &table::WRITES)
+    {
+        return Err(aborted(Asc::NO_ADDITIONAL_SENSE, s.at + 6));
+    }
+    crate::sbc::check_writable(&ctx.on(&destination))?;
+    Ok(Plan {
+        from: s.source_lba * src_bs,
+        to: s.destination_lba * dst_bs,
+        source,
+        destination,
+        bytes,
+    })
+}
+
+/// Copy one planned segment in chunks of at most [`sbc::CHUNK_BYTES`]
+/// (back to front when it overlaps itself forwards).
+///
+/// [`sbc::CHUNK_BYTES`]: crate::sbc::CHUNK_BYTES
+async fn run(ctx: &Ctx<'_>, plan: &Plan, running: &results::Running<'_>) -> Result<(), Sense> {
+    if plan.bytes == 0 {
+        return Ok(());
+    }
+    let chunk = (crate::sbc::CHUNK_BYTES as u64).min(plan.bytes);
+    let buf = DataBuffer::zeroed(usize::try_from(chunk).unwrap_or(0));
+    let dst = ctx.on(&plan.destination);
+    let backwards = Arc::ptr_eq(&plan.source, &plan.destination)
+        && plan.to > plan.from
+        && plan.to < plan.from + plan.bytes;
+    let chunks = plan.bytes.div_ceil(chunk);
+    let copy_failed = |e: crate::backstore::IoError| Sense {
+        key: SenseKey::COPY_ABORTED,
+        ..e.sense()
+    };
+    for i in 0..chunks {
+        let i = if backwards { chunks - 1 - i } else { i };
+        let at = i * chunk;
+        let n = chunk.min(plan.bytes - at);
+        let view = buf
+            .slice(0, usize::try_from(n).unwrap_or(0))
+            .unwrap_or_default();
+        {
+            let _shared = plan.source.write_gate.read().await;
+            plan.source
+                .backstore
+                .read(plan.from + at, view.clone())
+                .await
+                .map_err(copy_failed)?;
+        }
+        let flags = crate::sbc::writable_flags(&dst, false)?;
+        let _shared = plan.destination.write_gate.read().await;
+        crate::sbc::write_durable(&dst, plan.to + at, view, flags)
+            .await
+            .map_err(|s| Sense {
+                key: SenseKey::COPY_ABORTED,
+                ..s
+            })?;
+        running.progress(n);
+    }
+    Ok(())
+}
+
+/// RECEIVE COPY RESULTS (SPC-4 §6.18).
+pub(crate) fn receive_copy_results(
+    ctx: &Ctx<'_>,
+    service_action: u8,
+    list_id: u8,
+    alloc_len: u32,
+) -> Outcome {
+    let data = match service_action {
+        sa::OPERATING_PARAMETERS => results::operating_parameters(ctx.geometry.logical_block_size),
+        sa::COPY_STATUS | sa::FAILED_SEGMENT_DETAILS => {
+            // SPC-4 §6.18.1: a list identifier with no copy is an invalid
+            // field (the LIST IDENTIFIER byte).
+            let r = ctx
+                .lu
+                .copies
+                .get(ctx.nexus, list_id)
+                .ok_or_else(|| Sense::invalid_cdb_field(2, None))?;
+            if service_action == sa::COPY_STATUS {
+                results::copy_status(&r)
+            } else {
+                results::failed_segment_details(&r)
+            }
+        }
+        // The table lists only the service actions above.
+        _ => return Err(Sense::invalid_cdb_field(1, Some(4))),
+    };
+    Ok(ctx.data_in(&data, usize::try_from(alloc_len).unwrap_or(usize::MAX)))
+}
+
+/// The body of the Third-party Copy VPD page (SPC-4 §7.8.17) for a logical
+/// unit with `block_size`-byte blocks: the Supported Commands, Parameter
+/// Data, Supported Descriptors and General Copy Operations descriptors.
+pub(crate) fn vpd_page(block_size: u32) -> Vec<u8> {
+    let mut d = Vec::new();
+    // Supported Commands (0001h): EXTENDED COPY(LID1) and the RECEIVE COPY
+    // RESULTS service actions, from the command table.
+    let mut commands = Vec::new();
+    for opcode in [
+        crate::cdb::opcode::EXTENDED_COPY,
+        crate::cdb::opcode::RECEIVE_COPY_RESULTS,
+    ] {
+        let actions: Vec<u8> = table::COMMANDS
+            .iter()
+            .filter(|r| r.opcode == opcode)
+            .filter_map(|r| r.service_action.and_then(|sa| u8::try_from(sa).ok()))
+            .collect();
+        commands.push(opcode);
+        commands.push(u8::try_from(actions.len()).unwrap_or(0));
+        commands.extend(actions);
+    }
+    let mut body = vec![u8::try_from(commands.len()).unwrap_or(0)];
+    body.extend(commands);
+    tpc_descriptor(&mut d, 0x0001, &body);
+    // Parameter Data (0004h).
+    let mut body = vec![0u8; 28];
+    body[4..6].copy_from_slice(&list::MAX_CSCDS.to_be_bytes());
+    body[6..8].copy_from_slice(&list::MAX_SEGMENTS.to_be_bytes());
+    body[8..12].copy_from_slice(&list::MAX_DESC_LIST_LEN.to_be_bytes());
+    tpc_descriptor(&mut d, 0x0004, &body);
+    // Supported Descriptors (0008h).
+    tpc_descriptor(
+        &mut d,
+        0x0008,
+        &[2, list::SEG_BLOCK_TO_BLOCK, list::CSCD_IDENTIFICATION],
+    );
+    // General Copy Operations (8001h).
+    let mut body = vec![0u8; 28];
+    let copies = u32::from(results::MAX_CONCURRENT_COPIES);
+    body[0..4].copy_from_slice(&copies.to_be_bytes());
+    body[4..8].copy_from_slice(&copies.to_be_bytes());
+    body[8..12].copy_from_slice(&results::max_segment_len(block_size).to_be_bytes());
+    body[12] = u8::try_from(block_size.trailing_zeros()).unwrap_or(0);
+    tpc_descriptor(&mut d, 0x8001, &body);
+    d
+}
+
+/// Append a third-party copy descriptor of `kind` with `body`, padded to a
+/// multiple of four bytes.
+fn tpc_descriptor(out: &mut Vec<u8>, kind: u16, body: &[u8]) {
+    let len = body.len().div_ceil(4) * 4;
+    out.extend_from_slice(&kind.to_be_bytes());
+    out.extend_from_slice(&u16::try_from(len).unwrap_or(0).to_be_bytes());
+    out.extend_from_slice(body);
+    out.resize(out.len() + len - body.len(), 0);
+}
