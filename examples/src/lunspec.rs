@@ -1,9 +1,10 @@
 //! `--lun SPEC` and `USER:SECRET` flag parsing shared by the example targets.
 //!
 //! A LUN spec is `ram:SIZE`, `file:PATH` or `qcow2:PATH`, optionally
-//! followed by options: `,ro` for a read-only logical unit, `,pbs=BYTES` for
-//! a physical block larger than the 512-byte logical block (reported in
-//! READ CAPACITY(16)). SIZE is bytes with an optional `K`, `M`, `G` or `T`
+//! followed by options: `,ro` for a read-only logical unit, `,removable`
+//! for a removable medium (START STOP UNIT ejects and loads it, PREVENT
+//! ALLOW MEDIUM REMOVAL locks it in), `,pbs=BYTES` for a physical block
+//! larger than the 512-byte logical block (reported in READ CAPACITY(16)). SIZE is bytes with an optional `K`, `M`, `G` or `T`
 //! suffix (powers of 1024).
 
 use std::fmt;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use tgtkit_backstores::qcow2::{Qcow2Backstore, Qcow2Options};
 use tgtkit_backstores::{FileOptions, IoEngine, RamOptions};
 use tgtkit_scsi_core::backstore::Backstore;
+use tgtkit_scsi_core::engine::LuConfig;
 
 /// Where a logical unit's data lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct LunSpec {
     pub kind: LunKind,
     /// `,ro`: the logical unit refuses writes.
     pub read_only: bool,
+    /// `,removable`: the medium can be ejected and loaded.
+    pub removable: bool,
     /// `,pbs=BYTES`: the physical block size, when larger than the logical.
     pub physical_block_size: Option<u32>,
 }
@@ -83,6 +87,7 @@ impl FromStr for LunSpec {
     fn from_str(s: &str) -> Result<Self, SpecError> {
         let mut body = s;
         let mut read_only = false;
+        let mut removable = false;
         let mut physical_block_size = None;
         // Options are peeled off the end, so a path may contain commas.
         while let Some((b, o)) = body.rsplit_once(',') {
@@ -92,6 +97,7 @@ impl FromStr for LunSpec {
             match o {
                 "ro" => read_only = true,
                 "rw" => read_only = false,
+                "removable" => removable = true,
                 _ => match o.strip_prefix("pbs=") {
                     Some(n) => {
                         let n = parse_size(n)?;
@@ -118,6 +124,7 @@ impl FromStr for LunSpec {
         Ok(Self {
             kind,
             read_only,
+            removable,
             physical_block_size,
         })
     }
@@ -133,6 +140,9 @@ impl fmt::Display for LunSpec {
         if self.read_only {
             f.write_str(",ro")?;
         }
+        if self.removable {
+            f.write_str(",removable")?;
+        }
         if let Some(pbs) = self.physical_block_size {
             write!(f, ",pbs={pbs}")?;
         }
@@ -141,6 +151,26 @@ impl fmt::Display for LunSpec {
 }
 
 impl LunSpec {
+    /// A writable, fixed ram disk of `size` bytes.
+    #[must_use]
+    pub fn ram(size: u64) -> Self {
+        Self {
+            kind: LunKind::Ram(size),
+            read_only: false,
+            removable: false,
+            physical_block_size: None,
+        }
+    }
+
+    /// The logical unit configuration for `backstore` with this spec's
+    /// options (`ro`, `removable`).
+    #[must_use]
+    pub fn lu_config(&self, backstore: Arc<dyn Backstore>) -> LuConfig {
+        LuConfig::new(backstore)
+            .read_only(self.read_only)
+            .removable(self.removable)
+    }
+
     /// Open the backstore this spec names (files on io_uring if asked).
     ///
     /// # Errors
@@ -210,22 +240,19 @@ mod tests {
 
     #[test]
     fn accepts_ram_file_and_ro() {
-        assert_eq!(
-            "ram:1G".parse::<LunSpec>().unwrap(),
-            LunSpec {
-                kind: LunKind::Ram(1 << 30),
-                read_only: false,
-                physical_block_size: None,
-            }
-        );
+        assert_eq!("ram:1G".parse::<LunSpec>().unwrap(), LunSpec::ram(1 << 30));
         assert_eq!(
             "file:/tmp/a,b.img,ro".parse::<LunSpec>().unwrap(),
             LunSpec {
                 kind: LunKind::File("/tmp/a,b.img".into()),
                 read_only: true,
+                removable: false,
                 physical_block_size: None,
             }
         );
+        let spec: LunSpec = "file:/y.img,removable".parse().unwrap();
+        assert!(spec.removable && !spec.read_only);
+        assert_eq!(spec.to_string(), "file:/y.img,removable");
         let spec: LunSpec = "file:/x.img,pbs=4K,ro".parse().unwrap();
         assert_eq!(spec.physical_block_size, Some(4096));
         assert!(spec.read_only);

@@ -300,6 +300,11 @@ pub enum Cdb {
         /// Allocation length.
         alloc_len: u32,
     },
+    /// PREVENT ALLOW MEDIUM REMOVAL (spc 6.13).
+    PreventAllow {
+        /// PREVENT (2 bits).
+        prevent: u8,
+    },
     /// EXTENDED COPY (LID1) (spc 6.4).
     ExtendedCopy {
         /// Parameter list length.
@@ -405,6 +410,7 @@ pub mod opcode {
     pub const MODE_SELECT_6: u8 = 0x15;
     pub const MODE_SENSE_6: u8 = 0x1a;
     pub const START_STOP_UNIT: u8 = 0x1b;
+    pub const PREVENT_ALLOW_MEDIUM_REMOVAL: u8 = 0x1e;
     pub const READ_CAPACITY_10: u8 = 0x25;
     pub const READ_10: u8 = 0x28;
     pub const WRITE_10: u8 = 0x2a;
@@ -768,6 +774,9 @@ impl Cdb {
                     },
                 }
             }
+            Handler::PreventAllow => Cdb::PreventAllow {
+                prevent: c[4] & 0x03,
+            },
             Handler::ExtendedCopy => Cdb::ExtendedCopy {
                 param_len: be32(c, 10),
             },
@@ -1111,6 +1120,11 @@ impl Cdb {
                     put16(&mut b, 7, alloc_len as u16);
                     10
                 }
+            }
+            Cdb::PreventAllow { prevent } => {
+                b[0] = op::PREVENT_ALLOW_MEDIUM_REMOVAL;
+                b[4] = prevent & 0x03;
+                6
             }
             Cdb::ExtendedCopy { param_len } => {
                 b[0] = op::EXTENDED_COPY;
@@ -1510,6 +1524,7 @@ mod tests {
                         },
                     }
                 }),
+            (0u8..4).prop_map(|prevent| Cdb::PreventAllow { prevent }),
             any::<u32>().prop_map(|param_len| Cdb::ExtendedCopy { param_len }),
             (
                 proptest::sample::select(&[0u8, 3, 4][..]),

@@ -61,6 +61,7 @@ pub enum Handler {
     SynchronizeCache,
     PreFetch,
     StartStopUnit,
+    PreventAllow,
     FormatUnit,
     ReadDefectData,
     ExtendedCopy,
@@ -69,6 +70,34 @@ pub enum Handler {
     PersistentReserveOut,
     Reserve,
     Release,
+}
+
+impl Handler {
+    /// Whether the command accesses the medium, and so answers NOT READY,
+    /// MEDIUM NOT PRESENT while a removable medium is out (SBC-4 §4.2.2):
+    /// TEST UNIT READY and everything else but the commands about the
+    /// device itself.
+    #[must_use]
+    pub fn needs_medium(self) -> bool {
+        !matches!(
+            self,
+            Handler::RequestSense
+                | Handler::Inquiry
+                | Handler::ModeSense
+                | Handler::ModeSelect
+                | Handler::LogSense
+                | Handler::ReportLuns
+                | Handler::ReportSupportedOpcodes
+                | Handler::ReportSupportedTmf
+                | Handler::ReceiveCopyResults
+                | Handler::StartStopUnit
+                | Handler::PreventAllow
+                | Handler::PersistentReserveIn
+                | Handler::PersistentReserveOut
+                | Handler::Reserve
+                | Handler::Release
+        )
+    }
 }
 
 /// Whether a command conflicts with a reservation held by another I_T
@@ -206,6 +235,8 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::MODE_SENSE_6, 0x08, 0xff, 0xff, 0xff, CTL]),
     row!(op::START_STOP_UNIT, None, "START STOP UNIT", 6, None, StartStopUnit, WRITES,
         [op::START_STOP_UNIT, 0x01, 0, 0x0f, 0xf7, CTL]),
+    row!(op::PREVENT_ALLOW_MEDIUM_REMOVAL, None, "PREVENT ALLOW MEDIUM REMOVAL", 6, None, PreventAllow, ALLOWED,
+        [op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 0x03, CTL]),
     row!(op::READ_CAPACITY_10, None, "READ CAPACITY(10)", 10, Read, ReadCapacity10, ALLOWED,
         [op::READ_CAPACITY_10, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, CTL]),
     row!(op::READ_10, None, "READ(10)", 10, Read, Read, READS,

@@ -518,7 +518,9 @@ fn expected(name: &str) -> Option<[bool; 4]> {
         | "PERSISTENT RESERVE IN"
         // Policy: the copy manager checks the units it reads and writes
         // (tests/xcopy.rs).
-        | "EXTENDED COPY(LID1)" => A,
+        | "EXTENDED COPY(LID1)"
+        // PREVENT 00b (the zeroed CDB); PREVENT set is tests/medium.rs's.
+        | "PREVENT ALLOW MEDIUM REMOVAL" => A,
         "MODE SENSE(6)"
         | "MODE SENSE(10)"
         | "REPORT SUPPORTED OPERATION CODES"

@@ -12,11 +12,11 @@ use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-use tgtkit_examples::lunspec::{Credentials, LunKind, LunSpec};
+use tgtkit_examples::lunspec::{Credentials, LunSpec};
 use tgtkit_iscsi::chap::ChapCredentials;
 use tgtkit_iscsi::{Acl, AuthConfig, IscsiServer, PortalConfig, PortalGroup, Sleeper, TargetNode};
 use tgtkit_scsi_core::backstore::Backstore;
-use tgtkit_scsi_core::engine::{LuConfig, Target, TargetConfig};
+use tgtkit_scsi_core::engine::{Target, TargetConfig};
 use tgtkit_scsi_core::pr::FilePrStore;
 
 /// The IQN served when `--iqn` is not given.
@@ -33,7 +33,9 @@ struct Args {
     #[arg(long, default_value = DEFAULT_IQN)]
     iqn: String,
     /// A logical unit, in LUN order from 0: ram:SIZE, file:PATH or
-    /// qcow2:PATH, with ",ro" for read-only (repeatable). Default: ram:1G.
+    /// qcow2:PATH, with ",ro" for read-only, ",removable" for a removable
+    /// medium, ",pbs=BYTES" for the physical block size (repeatable).
+    /// Default: ram:1G.
     #[arg(long = "lun", value_name = "SPEC")]
     luns: Vec<LunSpec>,
     /// Require one-way CHAP with these credentials.
@@ -109,11 +111,7 @@ async fn run(mut args: Args) -> Result<(), String> {
         args.portals.push("127.0.0.1:3260".into());
     }
     if args.luns.is_empty() {
-        args.luns.push(LunSpec {
-            kind: LunKind::Ram(1 << 30),
-            read_only: false,
-            physical_block_size: None,
-        });
+        args.luns.push(LunSpec::ram(1 << 30));
     }
     let target = Target::new(TargetConfig {
         name: args.iqn.clone(),
@@ -127,7 +125,7 @@ async fn run(mut args: Args) -> Result<(), String> {
     for (i, spec) in args.luns.iter().enumerate() {
         let b = spec.open(args.io_engine == "io-uring")?;
         let index = u16::try_from(i).map_err(|_| "too many LUNs".to_string())?;
-        let mut lu = LuConfig::new(Arc::clone(&b)).read_only(spec.read_only);
+        let mut lu = spec.lu_config(Arc::clone(&b));
         if let Some(dir) = &args.pr_dir {
             let file = dir.join(format!("{}-lun{i}.pr", args.iqn));
             lu = lu.persist_reservations(Arc::new(FilePrStore::new(file)));

@@ -24,9 +24,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use tgtkit_examples::lunspec::{LunKind, LunSpec};
+use tgtkit_examples::lunspec::LunSpec;
 use tgtkit_examples::null_proto::{self, Client};
-use tgtkit_scsi_core::engine::{LuConfig, Target, TargetConfig};
+use tgtkit_scsi_core::engine::{Target, TargetConfig};
 use tgtkit_scsi_core::status::Status;
 
 /// Serve tgtkit logical units over a Unix socket (or, with --client, test one).
@@ -65,16 +65,12 @@ fn main() -> ExitCode {
 
 fn server(mut args: Args) -> Result<(), String> {
     if args.luns.is_empty() {
-        args.luns.push(LunSpec {
-            kind: LunKind::Ram(64 << 20),
-            read_only: false,
-            physical_block_size: None,
-        });
+        args.luns.push(LunSpec::ram(64 << 20));
     }
     let target = Target::new(TargetConfig::default());
     for (i, spec) in args.luns.iter().enumerate() {
         let index = u16::try_from(i).map_err(|_| "too many LUNs".to_string())?;
-        let lu = LuConfig::new(spec.open(false)?).read_only(spec.read_only);
+        let lu = spec.lu_config(spec.open(false)?);
         target
             .add_lun(index, lu)
             .map_err(|e| format!("LUN {i} ({spec}): {e}"))?;

@@ -65,7 +65,7 @@ pub fn parse_params(params: &str, read_only: bool) -> Result<LunSpec, String> {
     Ok(LunSpec {
         kind,
         read_only,
-        physical_block_size: None,
+        ..LunSpec::ram(0)
     })
 }
 

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use tgtkit_scsi_core::engine::{LuConfig, NexusId, NexusInfo, Target, TargetConfig};
+use tgtkit_scsi_core::engine::{NexusId, NexusInfo, Target, TargetConfig};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_vscsiif::{DeviceMap, DeviceTarget, VirtualDevice, VscsiBackend, VscsiConfig};
 use tgtkit_xen::gntdev::GntdevGrants;
@@ -84,7 +84,7 @@ impl Vscsi {
             .ok_or("no free LUN")?;
         let backstore = spec.open(false)?;
         self.target
-            .add_lun(index, LuConfig::new(backstore).read_only(spec.read_only))
+            .add_lun(index, spec.lu_config(backstore))
             .map_err(|e| e.to_string())?;
         info!(p_dev = pdev, lun = index, "logical unit opened");
         self.luns

@@ -121,6 +121,9 @@ impl Target {
                 if self.reservation_conflict(&state, &cmd, row) {
                     return Response::status(Status::RESERVATION_CONFLICT);
                 }
+                if state.medium.ejected && row.handler.needs_medium() {
+                    return Response::check_condition(&sbc::medium_not_present(), format);
+                }
             }
             state.note_checked(cmd.nexus);
             Some(format)
@@ -200,6 +203,11 @@ impl Target {
             && cdb.get(4).is_some_and(|&b| b & 0x01 != 0 && b >> 4 == 0)
         {
             return false;
+        }
+        // SPC-4 table 62: PREVENT ALLOW MEDIUM REMOVAL with PREVENT set is
+        // a write-class command; allowing removal is always allowed.
+        if row.handler == Handler::PreventAllow && cdb.get(4).is_some_and(|&b| b & 0x03 != 0) {
+            return self.conflicts(state, cmd.nexus, &table::WRITES);
         }
         self.conflicts(state, cmd.nexus, &row.conflicts)
     }
@@ -322,6 +330,7 @@ impl Target {
                 lu.tasks.abort_where(|n, _| n == nexus);
                 lu.copies.forget(nexus);
                 let mut state = lu.state();
+                state.medium.prevent.remove(&nexus);
                 // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
                 if state.spc2 == Some(nexus) {
                     state.spc2 = None;
@@ -347,6 +356,8 @@ impl Target {
                 // (SPC-4 §5.13.1).
                 state.spc2 = None;
                 state.note_reservations();
+                // SPC-4 §6.13: a reset ends every prevention.
+                state.medium.prevent.clear();
                 // SAM-5 §6.3.3: every nexus gets the reset condition,
                 // including the one that asked for it.
                 state.raise_all(asc, None);
@@ -442,6 +453,7 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             ..
         } => sbc::compare_and_write(ctx, lba, blocks, wrprotect, fua).await,
         Cdb::SynchronizeCache(ref r) => sbc::synchronize_cache(ctx, r).await,
+        Cdb::PreventAllow { prevent } => sbc::prevent_allow(ctx, prevent),
         Cdb::ExtendedCopy { param_len } => spc::xcopy::extended_copy(ctx, param_len).await,
         Cdb::ReceiveCopyResults {
             service_action,

@@ -21,6 +21,7 @@ use crate::sense::{Asc, SenseFormat};
 pub struct LuConfig {
     pub(crate) backstore: Arc<dyn Backstore>,
     pub(crate) read_only: bool,
+    pub(crate) removable: bool,
     pub(crate) serial: Option<String>,
     pub(crate) naa: Option<u64>,
     pub(crate) pr_store: Option<Arc<dyn PrStore>>,
@@ -30,6 +31,7 @@ impl std::fmt::Debug for LuConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LuConfig")
             .field("read_only", &self.read_only)
+            .field("removable", &self.removable)
             .field("serial", &self.serial)
             .field("naa", &self.naa)
             .field("pr_store", &self.pr_store)
@@ -44,6 +46,7 @@ impl LuConfig {
         Self {
             backstore,
             read_only: false,
+            removable: false,
             serial: None,
             naa: None,
             pr_store: None,
@@ -64,6 +67,15 @@ impl LuConfig {
     #[must_use]
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.read_only = read_only;
+        self
+    }
+
+    /// A removable medium (INQUIRY RMB): START STOP UNIT with LOEJ ejects
+    /// and loads it, PREVENT ALLOW MEDIUM REMOVAL locks it in, and while it
+    /// is out, medium access commands answer NOT READY, MEDIUM NOT PRESENT.
+    #[must_use]
+    pub fn removable(mut self, removable: bool) -> Self {
+        self.removable = removable;
         self
     }
 
@@ -140,6 +152,10 @@ pub(crate) struct Quiet {
     reserving: AtomicUsize,
     /// The medium size last reported (mirror of [`LuState::last_size`]).
     size: AtomicU64,
+    /// The removable medium is out (mirror of the [`Medium`] state).
+    ///
+    /// [`Medium`]: crate::sbc::Medium
+    ejected: AtomicBool,
 }
 
 impl Quiet {
@@ -149,6 +165,7 @@ impl Quiet {
             reserved: AtomicBool::new(reserved),
             reserving: AtomicUsize::new(0),
             size: AtomicU64::new(size),
+            ejected: AtomicBool::new(false),
         }
     }
 
@@ -166,6 +183,7 @@ impl Quiet {
             && self.reserving.load(Ordering::Acquire) == 0
             && !self.reserved.load(Ordering::Acquire)
             && self.size.load(Ordering::Acquire) == size
+            && !self.ejected.load(Ordering::Acquire)
     }
 
     /// `nexus` may have a unit attention pending now (under the state lock).
@@ -214,6 +232,8 @@ pub(crate) struct LuState {
     pub pr: PrState,
     /// The I_T nexus holding an SPC-2 RESERVE.
     pub spc2: Option<NexusId>,
+    /// The removable medium: in or out, and who prevents its removal.
+    pub medium: crate::sbc::Medium,
     /// Identities (initiator port, relative port) of nexuses lost since
     /// they last reached this LU: a new nexus with one of them gets I_T
     /// NEXUS LOSS OCCURRED (SAM-5 §6.3.4).
@@ -251,6 +271,12 @@ impl LuState {
     pub(crate) fn note_reservations(&self) {
         let held = self.spc2.is_some() || self.pr.reservation.is_some();
         self.quiet.reserved.store(held, Ordering::Release);
+    }
+
+    /// Take the removable medium out or put it back in.
+    pub(crate) fn set_ejected(&mut self, ejected: bool) {
+        self.medium.ejected = ejected;
+        self.quiet.ejected.store(ejected, Ordering::Release);
     }
 
     /// Record the medium size reported from now on.
@@ -370,6 +396,7 @@ impl LuBackstore {
 pub(crate) struct LogicalUnit {
     pub backstore: LuBackstore,
     pub read_only: bool,
+    pub removable: bool,
     pub serial: String,
     pub naa: u64,
     pub state: Mutex<LuState>,
@@ -413,6 +440,7 @@ impl LogicalUnit {
         let quiet = Arc::new(Quiet::new(geometry.size, pr.reservation.is_some()));
         Ok(Self {
             read_only: config.read_only || geometry.read_only,
+            removable: config.removable,
             backstore: LuBackstore(config.backstore),
             serial,
             naa,
@@ -422,6 +450,7 @@ impl LogicalUnit {
                 last_size: geometry.size,
                 pr,
                 spc2: None,
+                medium: crate::sbc::Medium::default(),
                 lost: HashSet::new(),
                 quiet: Arc::clone(&quiet),
             }),

@@ -284,6 +284,7 @@ impl Target {
             let mut state = lu.state();
             state.ua.remove(&nexus);
             state.forget_ua(nexus);
+            state.medium.prevent.remove(&nexus);
             if state.spc2 == Some(nexus) {
                 state.spc2 = None;
                 state.note_reservations();

@@ -7,12 +7,14 @@
 
 mod atomic;
 mod compare;
+mod medium;
 mod provisioning;
 
 pub(crate) use atomic::{
     limits_in_blocks as atomic_limits_in_blocks, supported as atomic_supported, write_atomic,
 };
 pub(crate) use compare::{compare_and_write, or_write, verify};
+pub(crate) use medium::{not_present as medium_not_present, prevent_allow, Medium};
 pub(crate) use provisioning::{get_lba_status, unmap, write_same};
 
 use std::sync::atomic::Ordering;
@@ -290,6 +292,10 @@ pub(crate) async fn start_stop_unit(
         return Err(Sense::invalid_cdb_field(4, Some(7)));
     }
     if loej && power_condition == 0 {
+        if ctx.lu.removable {
+            return medium::load_eject(ctx, start).await;
+        }
+        // No medium to load or eject.
         return Err(Sense::invalid_cdb_field(4, Some(1)));
     }
     if !start && !no_flush && power_condition == 0 {

@@ -26,9 +26,10 @@ fn ascii(out: &mut [u8], s: &str) {
 }
 
 /// Standard INQUIRY data (SPC-4 §6.6.2) with peripheral byte `peripheral`.
-fn standard_inquiry(target: &Target, peripheral: u8) -> Vec<u8> {
+fn standard_inquiry(target: &Target, peripheral: u8, removable: bool) -> Vec<u8> {
     let mut d = vec![0u8; 66];
     d[0] = peripheral;
+    d[1] = if removable { 0x80 } else { 0 }; // RMB
     d[2] = 0x06; // VERSION: SPC-4
     d[3] = 0x12; // HISUP, RESPONSE DATA FORMAT 2
     d[4] = u8::try_from(d.len() - 5).unwrap_or(0);
@@ -50,7 +51,7 @@ fn standard_inquiry(target: &Target, peripheral: u8) -> Vec<u8> {
 /// INQUIRY data for a LUN with no logical unit: peripheral qualifier 011b,
 /// device type 1Fh (SPC-4 §6.6.2 table 141).
 pub(crate) fn inquiry_no_lu(target: &Target) -> Vec<u8> {
-    standard_inquiry(target, 0x7f)
+    standard_inquiry(target, 0x7f, false)
 }
 
 /// INQUIRY (SPC-4 §6.6).
@@ -60,7 +61,7 @@ pub(crate) fn inquiry(ctx: &Ctx<'_>, evpd: bool, page: u8, alloc_len: u16) -> Ou
             // SPC-4 §6.6.1: PAGE CODE must be zero when EVPD is zero.
             return Err(Sense::invalid_cdb_field(2, None));
         }
-        let data = standard_inquiry(ctx.target, 0x00);
+        let data = standard_inquiry(ctx.target, 0x00, ctx.lu.removable);
         return Ok(ctx.data_in(&data, usize::from(alloc_len)));
     }
     let data = vpd::page(ctx, page).ok_or_else(|| Sense::invalid_cdb_field(2, None))?;
