@@ -117,6 +117,21 @@ struct Completion {
     error: Option<&'static str>,
 }
 
+impl Completion {
+    /// The completion of a request whose backstore I/O ended with `r`.
+    fn of_io(id: u64, operation: Operation, ordered: bool, r: IoResult<()>) -> Self {
+        let (status, error) = io_status(r);
+        Self {
+            id,
+            operation,
+            status,
+            extra: None,
+            ordered,
+            error,
+        }
+    }
+}
+
 /// A request that waits for the requests before it to drain.
 struct Held {
     seq: u64,
@@ -547,15 +562,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
                     } else {
                         bs.discard(offset, len).await
                     };
-                    let (status, error) = io_status(r);
-                    Completion {
-                        id,
-                        operation,
-                        status,
-                        extra: None,
-                        ordered: false,
-                        error,
-                    }
+                    Completion::of_io(id, operation, false, r)
                 }
                 .boxed())
             }
@@ -587,17 +594,7 @@ impl<G: GrantAccess> BlkifBackend<G> {
             sector * SECTOR_SIZE
         };
         let ordered = matches!(kind, RwKind::WriteBarrier | RwKind::Flush);
-        let complete = move |r: IoResult<()>| {
-            let (status, error) = io_status(r);
-            Completion {
-                id,
-                operation,
-                status,
-                extra: None,
-                ordered,
-                error,
-            }
-        };
+        let complete = move |r: IoResult<()>| Completion::of_io(id, operation, ordered, r);
         // Reads take the backstore's synchronous fast path (a page-cache
         // hit): done here, in the ring loop, with no hop to a worker and
         // back. Writes do not: through blkfront in the Xen VM test the

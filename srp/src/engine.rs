@@ -29,6 +29,19 @@ const CHECK_CONDITION: u8 = 0x02;
 /// Largest CDB the engine takes.
 const MAX_CDB: usize = 32;
 
+/// A command's status, sense data and data-out/data-in residuals.
+type Outcome = (u8, Option<Vec<u8>>, Residual, Residual);
+
+/// CHECK CONDITION with `key`/`asc` and nothing transferred.
+fn check_condition(key: SenseKey, asc: Asc) -> Outcome {
+    (
+        CHECK_CONDITION,
+        Some(sense_bytes(key, asc)),
+        Residual::None,
+        Residual::None,
+    )
+}
+
 /// A session's I_T nexus on an engine target, and how its descriptors
 /// become memory.
 #[derive(Debug)]
@@ -107,15 +120,10 @@ impl<R: MemoryResolver> EngineTarget<R> {
         Ok(rest)
     }
 
-    async fn run(&self, cmd: &Command, iu: &[u8]) -> (u8, Option<Vec<u8>>, Residual, Residual) {
-        let illegal = |asc| {
-            (
-                CHECK_CONDITION,
-                Some(sense_bytes(SenseKey::ILLEGAL_REQUEST, asc)),
-                Residual::None,
-                Residual::None,
-            )
-        };
+    async fn run(&self, cmd: &Command, iu: &[u8]) -> Outcome {
+        let illegal = |asc| check_condition(SenseKey::ILLEGAL_REQUEST, asc);
+        // Memory the resolver could not map or deliver to.
+        let unreachable = || check_condition(SenseKey::ABORTED_COMMAND, Asc::INVALID_FIELD_IN_CDB);
         let attribute = match cmd.task_attr {
             TaskAttr::Simple => TaskAttribute::Simple,
             TaskAttr::HeadOfQueue => TaskAttribute::HeadOfQueue,
@@ -136,17 +144,7 @@ impl<R: MemoryResolver> EngineTarget<R> {
             DataDesc::None => DataBuffer::empty(),
             d => match self.resolver.resolve(d, iu, to_device) {
                 Ok(b) => b,
-                Err(_) => {
-                    return (
-                        CHECK_CONDITION,
-                        Some(sense_bytes(
-                            SenseKey::ABORTED_COMMAND,
-                            Asc::INVALID_FIELD_IN_CDB,
-                        )),
-                        Residual::None,
-                        Residual::None,
-                    )
-                }
+                Err(_) => return unreachable(),
             },
         };
         let resp = self
@@ -164,15 +162,7 @@ impl<R: MemoryResolver> EngineTarget<R> {
             && resp.data_len > 0
             && self.resolver.deliver(desc, &data, resp.data_len).is_err()
         {
-            return (
-                CHECK_CONDITION,
-                Some(sense_bytes(
-                    SenseKey::ABORTED_COMMAND,
-                    Asc::INVALID_FIELD_IN_CDB,
-                )),
-                Residual::None,
-                Residual::None,
-            );
+            return unreachable();
         }
         let sense = resp.sense.map(|s| s.as_bytes().to_vec());
         let r = residual(resp.residual);

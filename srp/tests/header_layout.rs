@@ -69,16 +69,44 @@ fn build_and_run() -> HashMap<String, i64> {
         .collect()
 }
 
+/// The C layout, and the mismatches our layout has with it.
+struct Layout {
+    c: std::collections::HashMap<String, i64>,
+    bad: Vec<String>,
+}
+
+impl Layout {
+    fn of_c() -> Self {
+        Self {
+            c: c_layout(),
+            bad: Vec::new(),
+        }
+    }
+
+    /// Compare the C value printed as `key` with ours.
+    fn eq(&mut self, key: &str, ours: usize) {
+        let theirs = *self
+            .c
+            .get(key)
+            .unwrap_or_else(|| panic!("{key} not printed"));
+        if theirs != ours as i64 {
+            self.bad.push(format!("{key}: C {theirs}, ours {ours}"));
+        }
+    }
+
+    fn assert_matches(&self) {
+        assert!(
+            self.bad.is_empty(),
+            "layout mismatches:\n{}",
+            self.bad.join("\n")
+        );
+    }
+}
+
 #[test]
 fn login_layouts_match_srp_h() {
-    let c = c_layout();
-    let mut bad = Vec::new();
-    let mut eq = |key: &str, ours: usize| {
-        let theirs = *c.get(key).unwrap_or_else(|| panic!("{key} not printed"));
-        if theirs != ours as i64 {
-            bad.push(format!("{key}: C {theirs}, ours {ours}"));
-        }
-    };
+    let mut check = Layout::of_c();
+    let mut eq = |key: &str, ours: usize| check.eq(key, ours);
     eq("sizeof.srp_login_req", size_of::<LoginReq>());
     eq("srp_login_req.tag", offset_of!(LoginReq, tag));
     eq(
@@ -162,19 +190,13 @@ fn login_layouts_match_srp_h() {
     ] {
         eq(&format!("SRP_LOGIN_REJ_{key}"), r.0 as usize);
     }
-    assert!(bad.is_empty(), "layout mismatches:\n{}", bad.join("\n"));
+    check.assert_matches();
 }
 
 #[test]
 fn command_response_and_event_layouts_match_srp_h() {
-    let c = c_layout();
-    let mut bad = Vec::new();
-    let mut eq = |key: &str, ours: usize| {
-        let theirs = *c.get(key).unwrap_or_else(|| panic!("{key} not printed"));
-        if theirs != ours as i64 {
-            bad.push(format!("{key}: C {theirs}, ours {ours}"));
-        }
-    };
+    let mut check = Layout::of_c();
+    let mut eq = |key: &str, ours: usize| check.eq(key, ours);
     eq("sizeof.srp_direct_buf", size_of::<DirectBuf>());
     eq("srp_direct_buf.key", offset_of!(DirectBuf, key));
     eq("srp_direct_buf.len", offset_of!(DirectBuf, len));
@@ -280,5 +302,5 @@ fn command_response_and_event_layouts_match_srp_h() {
     }
     eq("SRP_BUF_FORMAT_DIRECT", BUF_FORMAT_DIRECT.into());
     eq("SRP_BUF_FORMAT_INDIRECT", BUF_FORMAT_INDIRECT.into());
-    assert!(bad.is_empty(), "layout mismatches:\n{}", bad.join("\n"));
+    check.assert_matches();
 }
