@@ -21,7 +21,9 @@
 #                  only allows with one logical block per physical block;
 #        readonly  LUN 4, a file exported ",ro", for the ReadOnly suite;
 #        removable LUN 5, a file exported ",removable", for the PreventAllow,
-#                  StartStopUnit and NoMedia suites (eject, load, prevent).
+#                  StartStopUnit and NoMedia suites (eject, load, prevent);
+#        sanitize  LUN 6, a scratch file, for the Sanitize suite with
+#                  --allow-sanitize.
 #      It prints each run's Run Summary, the totals, and the SKIPPED lines
 #      counted by reason.
 #
@@ -58,6 +60,7 @@ truncate -s 1G "$work/lun0.img"
 truncate -s 256M "$work/lun3.img"
 truncate -s 64M "$work/ro.img"
 truncate -s 64M "$work/removable.img"
+truncate -s 64M "$work/sanitize.img"
 # LUN 2: a qcow2 image over a backing file, both made by qemu-img.
 head -c 8M /dev/urandom >"$work/base.raw"
 qemu-img create -q -f qcow2 -o cluster_size=65536 -b "$work/base.raw" -F raw "$work/top.qcow2" 16M
@@ -65,6 +68,7 @@ qemu-io -f qcow2 -c 'write -P 0x5a 4M 1M' "$work/top.qcow2" >/dev/null
 
 "$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img,pbs=4096" --lun ram:64M --lun "qcow2:$work/top.qcow2" \
     --lun "file:$work/lun3.img" --lun "file:$work/ro.img,ro" --lun "file:$work/removable.img,removable" \
+    --lun "file:$work/sanitize.img" \
     >"$work/target.out" 2>"$work/target.err" &
 pid=$!
 for _ in $(seq 1 100); do
@@ -117,10 +121,11 @@ else
     readonly_tests=$(grep -E '\.ReadOnly\.' "$work/all-tests.txt" | paste -sd,)
     multipath=$(grep -E '\.MultipathIO\.' "$work/all-tests.txt" | paste -sd,)
     removable=$(grep -E '\.(PreventAllow|StartStopUnit|NoMedia)\.' "$work/all-tests.txt" | paste -sd,)
+    sanitize=$(grep -E '\.Sanitize\.' "$work/all-tests.txt" | paste -sd,)
     # Whole suites where we can (iscsi-test-cu keeps a suite's tests in
     # their order, and iSCSITMF.LUNResetSimpleAsync only passes after
     # AbortTaskSimpleAsync), single tests for GetLBAStatus.
-    main=$( { awk -F. 'NF==2' "$work/list.txt" | grep -vE '\.(GetLBAStatus|ReadOnly|MultipathIO|PreventAllow|StartStopUnit|NoMedia)$'
+    main=$( { awk -F. 'NF==2' "$work/list.txt" | grep -vE '\.(GetLBAStatus|ReadOnly|MultipathIO|PreventAllow|StartStopUnit|NoMedia|Sanitize)$'
               grep -E '\.GetLBAStatus\.' "$work/all-tests.txt" | grep -v '\.UnmapSingle$'; } | paste -sd,)
     echo "tests listed: $(wc -l <"$work/all-tests.txt")"
     cu_run main "$main" "$url/0"
@@ -128,6 +133,7 @@ else
     cu_run lbppb1 "$lbppb1" "$url/3"
     cu_run readonly "$readonly_tests" "$url/4"
     cu_run removable "$removable" "$url/5"
+    cu_run sanitize "$sanitize" "$url/6" --allow-sanitize
 fi
 awk '/^ +tests /{t+=$2; r+=$3; p+=$4; f+=$5} END {printf "TOTAL tests %d ran %d passed %d failed %d\n", t, r, p, f}' \
     <(grep -h '^ *tests ' "$work"/cu-*.log)

@@ -305,6 +305,17 @@ pub enum Cdb {
         /// PREVENT (2 bits).
         prevent: u8,
     },
+    /// SANITIZE (sbc 5.30).
+    Sanitize {
+        /// IMMED.
+        immed: bool,
+        /// AUSE: allow EXIT FAILURE MODE after a failure.
+        ause: bool,
+        /// Service action (5 bits; 01h, 02h and 1Fh are in the table).
+        service_action: u8,
+        /// Parameter list length.
+        param_len: u16,
+    },
     /// EXTENDED COPY (LID1) (spc 6.4).
     ExtendedCopy {
         /// Parameter list length.
@@ -421,6 +432,7 @@ pub mod opcode {
     pub const READ_DEFECT_DATA_10: u8 = 0x37;
     pub const WRITE_SAME_10: u8 = 0x41;
     pub const UNMAP: u8 = 0x42;
+    pub const SANITIZE: u8 = 0x48;
     pub const LOG_SENSE: u8 = 0x4d;
     pub const MODE_SELECT_10: u8 = 0x55;
     pub const MODE_SENSE_10: u8 = 0x5a;
@@ -486,6 +498,12 @@ pub mod opcode {
     pub const SA_REPORT_SUPPORTED_OPCODES: u16 = 0x0c;
     /// MAINTENANCE IN: REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS.
     pub const SA_REPORT_SUPPORTED_TMF: u16 = 0x0d;
+    /// SANITIZE: OVERWRITE.
+    pub const SA_SANITIZE_OVERWRITE: u16 = 0x01;
+    /// SANITIZE: BLOCK ERASE.
+    pub const SA_SANITIZE_BLOCK_ERASE: u16 = 0x02;
+    /// SANITIZE: EXIT FAILURE MODE.
+    pub const SA_SANITIZE_EXIT_FAILURE_MODE: u16 = 0x1f;
     /// EXTENDED COPY: LID1 parameter list.
     pub const SA_EXTENDED_COPY_LID1: u16 = 0x00;
     /// RECEIVE COPY RESULTS: COPY STATUS (LID1).
@@ -777,6 +795,22 @@ impl Cdb {
             Handler::PreventAllow => Cdb::PreventAllow {
                 prevent: c[4] & 0x03,
             },
+            Handler::Sanitize => {
+                // Byte 1 bit 6 (ZNR, for zoned devices) and bytes 2-6 are
+                // reserved here.
+                if c[1] & 0x40 != 0 {
+                    return Err(Sense::invalid_cdb_field(1, Some(6)));
+                }
+                if let Some(at) = (2u16..7).find(|&i| c[usize::from(i)] != 0) {
+                    return Err(Sense::invalid_cdb_field(at, None));
+                }
+                Cdb::Sanitize {
+                    immed: bit(c[1], 7),
+                    ause: bit(c[1], 5),
+                    service_action: c[1] & 0x1f,
+                    param_len: be16(c, 7),
+                }
+            }
             Handler::ExtendedCopy => Cdb::ExtendedCopy {
                 param_len: be32(c, 10),
             },
@@ -1125,6 +1159,17 @@ impl Cdb {
                 b[0] = op::PREVENT_ALLOW_MEDIUM_REMOVAL;
                 b[4] = prevent & 0x03;
                 6
+            }
+            Cdb::Sanitize {
+                immed,
+                ause,
+                service_action,
+                param_len,
+            } => {
+                b[0] = op::SANITIZE;
+                b[1] = flag(immed, 7) | flag(ause, 5) | (service_action & 0x1f);
+                put16(&mut b, 7, param_len);
+                10
             }
             Cdb::ExtendedCopy { param_len } => {
                 b[0] = op::EXTENDED_COPY;
@@ -1525,6 +1570,18 @@ mod tests {
                     }
                 }),
             (0u8..4).prop_map(|prevent| Cdb::PreventAllow { prevent }),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                proptest::sample::select(&[1u8, 2, 0x1f][..]),
+                any::<u16>()
+            )
+                .prop_map(|(immed, ause, service_action, param_len)| Cdb::Sanitize {
+                    immed,
+                    ause,
+                    service_action,
+                    param_len,
+                }),
             any::<u32>().prop_map(|param_len| Cdb::ExtendedCopy { param_len }),
             (
                 proptest::sample::select(&[0u8, 3, 4][..]),

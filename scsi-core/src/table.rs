@@ -62,6 +62,7 @@ pub enum Handler {
     PreFetch,
     StartStopUnit,
     PreventAllow,
+    Sanitize,
     FormatUnit,
     ReadDefectData,
     ExtendedCopy,
@@ -257,6 +258,12 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::WRITE_SAME_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
     row!(op::UNMAP, None, "UNMAP", 10, Write, Unmap, WRITES,
         [op::UNMAP, 0x01, 0, 0, 0, 0, 0x3f, 0xff, 0xff, CTL]),
+    row!(op::SANITIZE, Some(op::SA_SANITIZE_OVERWRITE), "SANITIZE", 10, Write, Sanitize, WRITES,
+        [op::SANITIZE, 0xbf, 0, 0, 0, 0, 0, 0xff, 0xff, CTL], 60, 3600),
+    row!(op::SANITIZE, Some(op::SA_SANITIZE_BLOCK_ERASE), "SANITIZE", 10, Write, Sanitize, WRITES,
+        [op::SANITIZE, 0xbf, 0, 0, 0, 0, 0, 0xff, 0xff, CTL], 10, 600),
+    row!(op::SANITIZE, Some(op::SA_SANITIZE_EXIT_FAILURE_MODE), "SANITIZE", 10, Write, Sanitize, WRITES,
+        [op::SANITIZE, 0xbf, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
     row!(op::LOG_SENSE, None, "LOG SENSE", 10, Read, LogSense, ALWAYS,
         [op::LOG_SENSE, 0x01, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
     row!(op::MODE_SELECT_10, None, "MODE SELECT(10)", 10, Write, ModeSelect, WRITES,
@@ -353,6 +360,7 @@ fn has_service_action(opcode: u8) -> bool {
             | op::PERSISTENT_RESERVE_OUT
             | op::EXTENDED_COPY
             | op::RECEIVE_COPY_RESULTS
+            | op::SANITIZE
     )
 }
 

@@ -540,7 +540,8 @@ fn expected(name: &str) -> Option<[bool; 4]> {
         {
             W
         }
-        "UNMAP" | "COMPARE AND WRITE" | "FORMAT UNIT" | "START STOP UNIT" | "ORWRITE(16)" => W,
+        "UNMAP" | "COMPARE AND WRITE" | "FORMAT UNIT" | "START STOP UNIT" | "ORWRITE(16)"
+        | "SANITIZE" => W,
         _ => return None,
     })
 }

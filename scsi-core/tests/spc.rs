@@ -381,7 +381,7 @@ fn reports_supported_task_management_functions() {
 #[test]
 fn rejects_unknown_opcodes_honestly() {
     let (_t, _s, a) = disk();
-    for op in [0x01u8, 0x3b, 0x48, 0xc0, 0xff] {
+    for op in [0x01u8, 0x1d, 0x3b, 0xc0, 0xff] {
         let o = a.run(&[op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0);
         assert_sense(
             &o,

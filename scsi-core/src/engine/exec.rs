@@ -121,8 +121,8 @@ impl Target {
                 if self.reservation_conflict(&state, &cmd, row) {
                     return Response::status(Status::RESERVATION_CONFLICT);
                 }
-                if state.medium.ejected && row.handler.needs_medium() {
-                    return Response::check_condition(&sbc::medium_not_present(), format);
+                if let Some(sense) = state.unready(row.handler) {
+                    return Response::check_condition(&sense, format);
                 }
             }
             state.note_checked(cmd.nexus);
@@ -454,6 +454,12 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
         } => sbc::compare_and_write(ctx, lba, blocks, wrprotect, fua).await,
         Cdb::SynchronizeCache(ref r) => sbc::synchronize_cache(ctx, r).await,
         Cdb::PreventAllow { prevent } => sbc::prevent_allow(ctx, prevent),
+        Cdb::Sanitize {
+            immed,
+            ause,
+            service_action,
+            param_len,
+        } => sbc::sanitize(ctx, immed, ause, service_action, param_len).await,
         Cdb::ExtendedCopy { param_len } => spc::xcopy::extended_copy(ctx, param_len).await,
         Cdb::ReceiveCopyResults {
             service_action,

@@ -152,10 +152,9 @@ pub(crate) struct Quiet {
     reserving: AtomicUsize,
     /// The medium size last reported (mirror of [`LuState::last_size`]).
     size: AtomicU64,
-    /// The removable medium is out (mirror of the [`Medium`] state).
-    ///
-    /// [`Medium`]: crate::sbc::Medium
-    ejected: AtomicBool,
+    /// The removable medium is out, or a sanitize operation runs or has
+    /// failed (mirror of [`LuState::unready`]).
+    unready: AtomicBool,
 }
 
 impl Quiet {
@@ -165,7 +164,7 @@ impl Quiet {
             reserved: AtomicBool::new(reserved),
             reserving: AtomicUsize::new(0),
             size: AtomicU64::new(size),
-            ejected: AtomicBool::new(false),
+            unready: AtomicBool::new(false),
         }
     }
 
@@ -183,7 +182,7 @@ impl Quiet {
             && self.reserving.load(Ordering::Acquire) == 0
             && !self.reserved.load(Ordering::Acquire)
             && self.size.load(Ordering::Acquire) == size
-            && !self.ejected.load(Ordering::Acquire)
+            && !self.unready.load(Ordering::Acquire)
     }
 
     /// `nexus` may have a unit attention pending now (under the state lock).
@@ -234,6 +233,8 @@ pub(crate) struct LuState {
     pub spc2: Option<NexusId>,
     /// The removable medium: in or out, and who prevents its removal.
     pub medium: crate::sbc::Medium,
+    /// Sanitize operations: running, failed, or neither.
+    pub sanitize: crate::sbc::SanitizeState,
     /// Identities (initiator port, relative port) of nexuses lost since
     /// they last reached this LU: a new nexus with one of them gets I_T
     /// NEXUS LOSS OCCURRED (SAM-5 §6.3.4).
@@ -276,7 +277,26 @@ impl LuState {
     /// Take the removable medium out or put it back in.
     pub(crate) fn set_ejected(&mut self, ejected: bool) {
         self.medium.ejected = ejected;
-        self.quiet.ejected.store(ejected, Ordering::Release);
+        self.note_unready();
+    }
+
+    /// Enter a sanitize state.
+    pub(crate) fn set_sanitize(&mut self, state: crate::sbc::SanitizeState) {
+        self.sanitize = state;
+        self.note_unready();
+    }
+
+    fn note_unready(&self) {
+        let unready = self.medium.ejected || self.sanitize != crate::sbc::SanitizeState::Idle;
+        self.quiet.unready.store(unready, Ordering::Release);
+    }
+
+    /// Why a command of `handler` cannot run now: a sanitize operation
+    /// running or failed, or the removable medium out.
+    pub(crate) fn unready(&self, handler: crate::table::Handler) -> Option<crate::sense::Sense> {
+        self.sanitize.refusal(handler).or_else(|| {
+            (self.medium.ejected && handler.needs_medium()).then(crate::sbc::medium_not_present)
+        })
     }
 
     /// Record the medium size reported from now on.
@@ -451,6 +471,7 @@ impl LogicalUnit {
                 pr,
                 spc2: None,
                 medium: crate::sbc::Medium::default(),
+                sanitize: crate::sbc::SanitizeState::default(),
                 lost: HashSet::new(),
                 quiet: Arc::clone(&quiet),
             }),

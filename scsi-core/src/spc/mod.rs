@@ -76,11 +76,16 @@ pub(crate) fn request_sense(ctx: &Ctx<'_>, desc: bool, alloc_len: u8) -> Outcome
     } else {
         SenseFormat::Fixed
     };
-    let pending = ctx.lu.state().ua_of(ctx.nexus).pop();
-    let sense = match pending {
+    let mut state = ctx.lu.state();
+    let sense = match state.ua_of(ctx.nexus).pop() {
         Some(asc) => Sense::unit_attention(asc),
+        // SBC-4 §4.11.3: the sanitize operation in progress is reported.
+        None if state.sanitize == crate::sbc::SanitizeState::Running => {
+            Sense::new(crate::sense::SenseKey::NOT_READY, Asc::SANITIZE_IN_PROGRESS)
+        }
         None => Sense::new(crate::sense::SenseKey::NO_SENSE, Asc::NO_ADDITIONAL_SENSE),
     };
+    drop(state);
     Ok(ctx.data_in(&sense.to_vec(format), usize::from(alloc_len)))
 }
 

@@ -124,6 +124,10 @@ fn block_device_characteristics(ctx: &Ctx<'_>) -> Vec<u8> {
     if !ctx.geometry.rotational {
         d[1] = 0x01;
     }
+    // Page byte 7 (3 here): WABEREQ 01b: a read after BLOCK ERASE returns
+    // GOOD (and the data the deallocated blocks read as); WACEREQ 00b:
+    // CRYPTO ERASE is not supported.
+    d[3] = 0x40;
     d
 }
 
