@@ -9,10 +9,7 @@
 #        multipath LUN 3 (below), given twice (iscsi-test-cu's second URL),
 #                  for the MultipathIO suite only: a second session held
 #                  open through the whole list turns other suites' LUN
-#                  resets into unit attentions they do not expect, and
-#                  MultipathIO.CompareAndWrite miscompares on LUN 0 after
-#                  the main run (not understood yet; it passes on a fresh
-#                  LUN);
+#                  resets into unit attentions they do not expect;
 #        lbppb1    LUN 3, a sparse file with 512-byte physical blocks, for
 #                  GetLBAStatus.UnmapSingle: its second loop asks for LBA
 #                  i+1 and wants the first descriptor at i+LBPPB, which
