@@ -305,6 +305,18 @@ pub enum Cdb {
         /// PREVENT (2 bits).
         prevent: u8,
     },
+    /// REPORT TARGET PORT GROUPS (spc 6.36).
+    ReportTargetPortGroups {
+        /// PARAMETER DATA FORMAT (3 bits: 000b length only, 001b extended).
+        format: u8,
+        /// Allocation length.
+        alloc_len: u32,
+    },
+    /// SET TARGET PORT GROUPS (spc 6.37).
+    SetTargetPortGroups {
+        /// Parameter list length.
+        param_len: u32,
+    },
     /// SANITIZE (sbc 5.30).
     Sanitize {
         /// IMMED.
@@ -451,6 +463,7 @@ pub mod opcode {
     pub const SERVICE_ACTION_IN_16: u8 = 0x9e;
     pub const REPORT_LUNS: u8 = 0xa0;
     pub const MAINTENANCE_IN: u8 = 0xa3;
+    pub const MAINTENANCE_OUT: u8 = 0xa4;
     pub const READ_12: u8 = 0xa8;
     pub const WRITE_12: u8 = 0xaa;
     pub const WRITE_AND_VERIFY_12: u8 = 0xae;
@@ -498,6 +511,10 @@ pub mod opcode {
     pub const SA_REPORT_SUPPORTED_OPCODES: u16 = 0x0c;
     /// MAINTENANCE IN: REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS.
     pub const SA_REPORT_SUPPORTED_TMF: u16 = 0x0d;
+    /// MAINTENANCE IN: REPORT TARGET PORT GROUPS.
+    pub const SA_REPORT_TARGET_PORT_GROUPS: u16 = 0x0a;
+    /// MAINTENANCE OUT: SET TARGET PORT GROUPS.
+    pub const SA_SET_TARGET_PORT_GROUPS: u16 = 0x0a;
     /// SANITIZE: OVERWRITE.
     pub const SA_SANITIZE_OVERWRITE: u16 = 0x01;
     /// SANITIZE: BLOCK ERASE.
@@ -794,6 +811,13 @@ impl Cdb {
             }
             Handler::PreventAllow => Cdb::PreventAllow {
                 prevent: c[4] & 0x03,
+            },
+            Handler::ReportTargetPortGroups => Cdb::ReportTargetPortGroups {
+                format: c[1] >> 5,
+                alloc_len: be32(c, 6),
+            },
+            Handler::SetTargetPortGroups => Cdb::SetTargetPortGroups {
+                param_len: be32(c, 6),
             },
             Handler::Sanitize => {
                 // Byte 1 bit 6 (ZNR, for zoned devices) and bytes 2-6 are
@@ -1159,6 +1183,18 @@ impl Cdb {
                 b[0] = op::PREVENT_ALLOW_MEDIUM_REMOVAL;
                 b[4] = prevent & 0x03;
                 6
+            }
+            Cdb::ReportTargetPortGroups { format, alloc_len } => {
+                b[0] = op::MAINTENANCE_IN;
+                b[1] = (format << 5) | op::SA_REPORT_TARGET_PORT_GROUPS as u8;
+                put32(&mut b, 6, alloc_len);
+                12
+            }
+            Cdb::SetTargetPortGroups { param_len } => {
+                b[0] = op::MAINTENANCE_OUT;
+                b[1] = op::SA_SET_TARGET_PORT_GROUPS as u8;
+                put32(&mut b, 6, param_len);
+                12
             }
             Cdb::Sanitize {
                 immed,
@@ -1570,6 +1606,9 @@ mod tests {
                     }
                 }),
             (0u8..4).prop_map(|prevent| Cdb::PreventAllow { prevent }),
+            (0u8..8, any::<u32>())
+                .prop_map(|(format, alloc_len)| Cdb::ReportTargetPortGroups { format, alloc_len }),
+            any::<u32>().prop_map(|param_len| Cdb::SetTargetPortGroups { param_len }),
             (
                 any::<bool>(),
                 any::<bool>(),

@@ -22,6 +22,7 @@
 //! engine does for each of them.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod alua;
 pub mod backstore;
 pub mod buffer;
 pub mod cdb;

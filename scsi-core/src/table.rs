@@ -46,6 +46,8 @@ pub enum Handler {
     ReportLuns,
     ReportSupportedOpcodes,
     ReportSupportedTmf,
+    ReportTargetPortGroups,
+    SetTargetPortGroups,
     ReadCapacity10,
     ReadCapacity16,
     GetLbaStatus,
@@ -90,6 +92,8 @@ impl Handler {
                 | Handler::ReportLuns
                 | Handler::ReportSupportedOpcodes
                 | Handler::ReportSupportedTmf
+                | Handler::ReportTargetPortGroups
+                | Handler::SetTargetPortGroups
                 | Handler::ReceiveCopyResults
                 | Handler::StartStopUnit
                 | Handler::PreventAllow
@@ -338,6 +342,10 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::MAINTENANCE_IN, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
     row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_SUPPORTED_TMF), "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", 12, Read, ReportSupportedTmf, READS,
         [op::MAINTENANCE_IN, 0x1f, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_TARGET_PORT_GROUPS), "REPORT TARGET PORT GROUPS", 12, Read, ReportTargetPortGroups, ALWAYS,
+        [op::MAINTENANCE_IN, 0xea, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    row!(op::MAINTENANCE_OUT, Some(op::SA_SET_TARGET_PORT_GROUPS), "SET TARGET PORT GROUPS", 12, Write, SetTargetPortGroups, WRITES,
+        [op::MAINTENANCE_OUT, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
     row!(op::READ_12, None, "READ(12)", 12, Read, Read, READS,
         [op::READ_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
     row!(op::WRITE_12, None, "WRITE(12)", 12, Write, Write, WRITES,
@@ -356,6 +364,7 @@ fn has_service_action(opcode: u8) -> bool {
         opcode,
         op::SERVICE_ACTION_IN_16
             | op::MAINTENANCE_IN
+            | op::MAINTENANCE_OUT
             | op::PERSISTENT_RESERVE_IN
             | op::PERSISTENT_RESERVE_OUT
             | op::EXTENDED_COPY

@@ -520,7 +520,8 @@ fn expected(name: &str) -> Option<[bool; 4]> {
         // (tests/xcopy.rs).
         | "EXTENDED COPY(LID1)"
         // PREVENT 00b (the zeroed CDB); PREVENT set is tests/medium.rs's.
-        | "PREVENT ALLOW MEDIUM REMOVAL" => A,
+        | "PREVENT ALLOW MEDIUM REMOVAL"
+        | "REPORT TARGET PORT GROUPS" => A,
         "MODE SENSE(6)"
         | "MODE SENSE(10)"
         | "REPORT SUPPORTED OPERATION CODES"
@@ -541,7 +542,8 @@ fn expected(name: &str) -> Option<[bool; 4]> {
             W
         }
         "UNMAP" | "COMPARE AND WRITE" | "FORMAT UNIT" | "START STOP UNIT" | "ORWRITE(16)"
-        | "SANITIZE" => W,
+        | "SANITIZE"
+        | "SET TARGET PORT GROUPS" => W,
         _ => return None,
     })
 }

@@ -322,7 +322,15 @@ const ATOMIC: AtomicLimits = AtomicLimits {
 
 #[test]
 fn reports_exactly_the_table_as_supported_opcodes() {
-    let (_t, _s, a) = disk_with(MemBackstore::new(BLOCKS, BS).atomic(ATOMIC), false);
+    let (t, _s, a) = disk_with(MemBackstore::new(BLOCKS, BS).atomic(ATOMIC), false);
+    // Explicit ALUA, so that SET TARGET PORT GROUPS applies too.
+    struct Yes;
+    impl tgtkit_scsi_core::alua::AluaPolicy for Yes {
+        fn allow(&self, _: u16, _: tgtkit_scsi_core::alua::AccessState) -> bool {
+            true
+        }
+    }
+    t.set_alua_policy(std::sync::Arc::new(Yes));
     let o = a.run(&[0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096);
     assert_good(&o);
     let len = u32::from_be_bytes(o.data[0..4].try_into().unwrap()) as usize;
@@ -362,8 +370,12 @@ fn leaves_unmap_out_when_the_backstore_cannot_deallocate() {
     );
     let o = a.run(&[0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096);
     let len = u32::from_be_bytes(o.data[0..4].try_into().unwrap()) as usize;
-    assert_eq!(len, 8 * (COMMANDS.len() - 1));
+    // UNMAP and SANITIZE BLOCK ERASE need deallocation; SET TARGET PORT
+    // GROUPS needs an ALUA policy.
+    assert_eq!(len, 8 * (COMMANDS.len() - 3));
     let o = a.run(&[0xa3, 0x0c, 1, 0x42, 0, 0, 0, 0, 1, 0, 0, 0], 256);
+    assert_eq!(o.data[1] & 7, 1);
+    let o = a.run(&[0xa3, 0x0c, 2, 0x48, 0, 0x02, 0, 0, 1, 0, 0, 0], 256);
     assert_eq!(o.data[1] & 7, 1);
 }
 

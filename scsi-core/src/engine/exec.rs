@@ -131,6 +131,14 @@ impl Target {
         // The sense format, read when a response needs it.
         let format = || format.unwrap_or_else(|| lu.state().sense_format());
 
+        // Target port group access states, after unit attentions (a check
+        // that costs one atomic load unless a group is not active).
+        if let Ok(r) = &row {
+            if let Some(sense) = self.alua_refusal(cmd.nexus, r.handler) {
+                return Response::check_condition(&sense, format());
+            }
+        }
+
         let decoded = match row.and_then(|row| Cdb::decode_row(row, cdb)) {
             Ok(c) => c,
             Err(sense) => return Response::check_condition(&sense, format()),
@@ -454,6 +462,10 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
         } => sbc::compare_and_write(ctx, lba, blocks, wrprotect, fua).await,
         Cdb::SynchronizeCache(ref r) => sbc::synchronize_cache(ctx, r).await,
         Cdb::PreventAllow { prevent } => sbc::prevent_allow(ctx, prevent),
+        Cdb::ReportTargetPortGroups { format, alloc_len } => {
+            spc::report_target_port_groups(ctx, format, alloc_len)
+        }
+        Cdb::SetTargetPortGroups { param_len } => spc::set_target_port_groups(ctx, param_len),
         Cdb::Sanitize {
             immed,
             ause,

@@ -49,7 +49,7 @@ mod tmf;
 mod ua;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 pub use command::{
@@ -131,6 +131,10 @@ pub enum ConfigError {
     /// block size, or a size that is not a multiple of it).
     #[error("backstore geometry is invalid: {0}")]
     BadGeometry(&'static str),
+    /// A target port group ID that is in use (or 0), or a port another
+    /// group already holds.
+    #[error("target port group: {0}")]
+    PortGroup(&'static str),
     /// Saved persistent reservation state exists but cannot be loaded
     /// (unreadable or corrupt): the logical unit is not started rather than
     /// started with its reservations silently gone.
@@ -146,6 +150,12 @@ pub struct Target {
     /// Each nexus's reservation identity, computed once at `add_nexus`.
     identities: RwLock<HashMap<NexusId, Arc<crate::pr::ItNexusIdentity>>>,
     next_nexus: AtomicU64,
+    /// Target port groups (SPC-4 §5.15).
+    alua: RwLock<crate::alua::Groups>,
+    /// Every group is active: commands skip the ALUA check.
+    alua_all_active: AtomicBool,
+    /// The embedder's say on SET TARGET PORT GROUPS (explicit ALUA).
+    alua_policy: RwLock<Option<Arc<dyn crate::alua::AluaPolicy>>>,
 }
 
 impl std::fmt::Debug for Target {
@@ -167,6 +177,9 @@ impl Target {
             nexuses: RwLock::new(HashMap::new()),
             identities: RwLock::new(HashMap::new()),
             next_nexus: AtomicU64::new(1),
+            alua: RwLock::new(crate::alua::Groups::default()),
+            alua_all_active: AtomicBool::new(true),
+            alua_policy: RwLock::new(None),
         })
     }
 
@@ -368,6 +381,140 @@ impl Target {
             .values()
             .find(|lu| lu.naa_designator() == designator)
             .cloned()
+    }
+
+    /// Add target port group `id` holding relative target ports `ports`
+    /// (taken from the default group 1, which keeps every other port), in
+    /// `state`. See [`crate::alua`].
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::PortGroup`] if `id` is 0 or in use, or a port is in
+    /// another added group.
+    pub fn add_port_group(
+        &self,
+        id: u16,
+        ports: &[u16],
+        state: crate::alua::AccessState,
+    ) -> Result<(), ConfigError> {
+        let mut groups = self.write_alua();
+        if id == 0 || groups.0.iter().any(|g| g.id == id) {
+            return Err(ConfigError::PortGroup("ID 0 or already in use"));
+        }
+        if groups
+            .0
+            .iter()
+            .any(|g| g.ports.iter().any(|p| ports.contains(p)))
+        {
+            return Err(ConfigError::PortGroup("a port is in another group"));
+        }
+        groups.0.push(crate::alua::PortGroup {
+            id,
+            state,
+            ports: ports.to_vec(),
+            status: 0,
+        });
+        self.alua_all_active
+            .store(groups.all_active(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Move target port group `id` to `state` (implicit ALUA: the
+    /// embedder decides). Every I_T nexus learns of it by ASYMMETRIC ACCESS
+    /// STATE CHANGED. Returns whether the group exists.
+    pub fn set_access_state(&self, id: u16, state: crate::alua::AccessState) -> bool {
+        self.change_access_state(&[(id, state)], 2, None)
+    }
+
+    /// The access state of the group holding relative target port `port`.
+    #[must_use]
+    pub fn access_state_of_port(&self, port: u16) -> crate::alua::AccessState {
+        self.read_alua().of_port(port).state
+    }
+
+    /// Let initiators ask for access states with SET TARGET PORT GROUPS
+    /// (explicit ALUA), each request granted or refused by `policy`.
+    pub fn set_alua_policy(&self, policy: Arc<dyn crate::alua::AluaPolicy>) {
+        *self
+            .alua_policy
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(policy);
+    }
+
+    pub(crate) fn alua_policy(&self) -> Option<Arc<dyn crate::alua::AluaPolicy>> {
+        self.alua_policy
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Apply `changes` with STATUS CODE `status`; ASYMMETRIC ACCESS STATE
+    /// CHANGED goes to every nexus but `except`.
+    pub(crate) fn change_access_state(
+        &self,
+        changes: &[(u16, crate::alua::AccessState)],
+        status: u8,
+        except: Option<NexusId>,
+    ) -> bool {
+        let mut groups = self.write_alua();
+        let mut found = true;
+        for &(id, state) in changes {
+            match groups.0.iter_mut().find(|g| g.id == id) {
+                Some(g) => {
+                    g.state = state;
+                    g.status = status;
+                }
+                None => found = false,
+            }
+        }
+        self.alua_all_active
+            .store(groups.all_active(), Ordering::Release);
+        drop(groups);
+        for lu in self.read_luns().values() {
+            lu.state()
+                .raise_all(Asc::ASYMMETRIC_ACCESS_STATE_CHANGED, except);
+        }
+        found
+    }
+
+    /// Why a command of `handler` from `nexus` may not run in its port
+    /// group's access state (only looked at when a group is not active).
+    pub(crate) fn alua_refusal(
+        &self,
+        nexus: NexusId,
+        handler: crate::table::Handler,
+    ) -> Option<crate::sense::Sense> {
+        if self.alua_all_active.load(Ordering::Acquire) {
+            return None;
+        }
+        let port = self.nexus_info(nexus).map_or(0, |i| i.relative_port);
+        self.read_alua().of_port(port).state.refusal(handler)
+    }
+
+    pub(crate) fn read_alua(&self) -> std::sync::RwLockReadGuard<'_, crate::alua::Groups> {
+        self.alua
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write_alua(&self) -> std::sync::RwLockWriteGuard<'_, crate::alua::Groups> {
+        self.alua
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The relative target ports of the registered nexuses, ascending.
+    pub(crate) fn known_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .nexuses
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .map(|i| i.relative_port)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
     }
 
     /// Run a task management function for `nexus` on `lun`.

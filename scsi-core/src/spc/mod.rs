@@ -33,8 +33,14 @@ fn standard_inquiry(target: &Target, peripheral: u8, removable: bool) -> Vec<u8>
     d[2] = 0x06; // VERSION: SPC-4
     d[3] = 0x12; // HISUP, RESPONSE DATA FORMAT 2
     d[4] = u8::try_from(d.len() - 5).unwrap_or(0);
+    // TPGS: implicit ALUA always, explicit with a policy (crate::alua).
+    d[5] = if target.alua_policy().is_some() {
+        0x30
+    } else {
+        0x10
+    };
     if peripheral == 0x00 {
-        d[5] = 0x08; // 3PC: the disk model is a copy manager (xcopy)
+        d[5] |= 0x08; // 3PC: the disk model is a copy manager (xcopy)
     }
     d[7] = 0x02; // CMDQUE
     let cfg = target.config();
@@ -66,6 +72,49 @@ pub(crate) fn inquiry(ctx: &Ctx<'_>, evpd: bool, page: u8, alloc_len: u16) -> Ou
     }
     let data = vpd::page(ctx, page).ok_or_else(|| Sense::invalid_cdb_field(2, None))?;
     Ok(ctx.data_in(&data, usize::from(alloc_len)))
+}
+
+/// REPORT TARGET PORT GROUPS (SPC-4 §6.36).
+pub(crate) fn report_target_port_groups(ctx: &Ctx<'_>, format: u8, alloc_len: u32) -> Outcome {
+    if format > 1 {
+        return Err(Sense::invalid_cdb_field(1, Some(7)));
+    }
+    if alloc_len < 4 {
+        return Err(Sense::invalid_cdb_field(6, None));
+    }
+    let ports = ctx.target.known_ports();
+    let explicit = ctx.target.alua_policy().is_some();
+    let data = ctx.target.read_alua().report(format == 1, &ports, explicit);
+    Ok(ctx.data_in(&data, usize::try_from(alloc_len).unwrap_or(usize::MAX)))
+}
+
+/// SET TARGET PORT GROUPS (SPC-4 §6.37): every requested state is put to
+/// the embedder's [`AluaPolicy`](crate::alua::AluaPolicy) first; a refusal
+/// changes nothing.
+pub(crate) fn set_target_port_groups(ctx: &Ctx<'_>, param_len: u32) -> Outcome {
+    let Some(policy) = ctx.target.alua_policy() else {
+        // Explicit ALUA is off (INQUIRY TPGS 01b).
+        return Err(Sense::invalid_cdb_field(1, Some(4)));
+    };
+    if param_len == 0 {
+        return Ok(Xfer::NONE);
+    }
+    // Bounded: one descriptor per possible group at most.
+    if param_len > 4 + 4 * 1024 {
+        return Err(Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR));
+    }
+    let p = ctx
+        .data_out(param_len as usize)
+        .ok_or_else(|| Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR))?;
+    let changes = crate::alua::parse_set(&p, &ctx.target.read_alua())?;
+    if !changes.iter().all(|&(g, s)| policy.allow(g, s)) {
+        return Err(Sense::new(
+            crate::sense::SenseKey::ABORTED_COMMAND,
+            Asc::SET_TARGET_PORT_GROUPS_FAILED,
+        ));
+    }
+    ctx.target.change_access_state(&changes, 1, Some(ctx.nexus));
+    Ok(Xfer::NONE)
 }
 
 /// REQUEST SENSE (SPC-4 §6.39): a pending unit attention is returned (and

@@ -16,6 +16,16 @@ fn supported_here(ctx: &Ctx<'_>, row: &CommandDesc) -> bool {
             .capabilities()
             .contains(Capabilities::DISCARD),
         Handler::WriteAtomic => crate::sbc::atomic_supported(ctx),
+        Handler::SetTargetPortGroups => ctx.target.alua_policy().is_some(),
+        // BLOCK ERASE deallocates: only where the backstore can.
+        Handler::Sanitize
+            if row.service_action == Some(crate::cdb::opcode::SA_SANITIZE_BLOCK_ERASE) =>
+        {
+            ctx.lu
+                .backstore
+                .capabilities()
+                .contains(Capabilities::DISCARD)
+        }
         _ => true,
     }
 }

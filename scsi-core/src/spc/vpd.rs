@@ -59,6 +59,14 @@ fn device_identification(ctx: &Ctx<'_>) -> Vec<u8> {
         // Relative target port identifier (association: target port).
         let [hi, lo] = info.relative_port.to_be_bytes();
         designator(&mut d, 1, 1, 4, &[0, 0, hi, lo]);
+        // Target port group (association: target port).
+        let [hi, lo] = ctx
+            .target
+            .read_alua()
+            .of_port(info.relative_port)
+            .id
+            .to_be_bytes();
+        designator(&mut d, 1, 1, 5, &[0, 0, hi, lo]);
         if !info.target_port.is_empty() {
             designator(&mut d, 3, 1, 8, &name_string(&info.target_port));
         }
