@@ -6,8 +6,10 @@
 #   3. libiscsi's iscsi-test-cu --dataloss over its whole test list, each
 #      test once, on the LUN setup its family needs:
 #        main      LUN 0, a sparse file with 4 KiB physical blocks;
-#        multipath LUN 3 (below), given twice (iscsi-test-cu's second URL),
-#                  for the MultipathIO suite only: a second session held
+#        multipath LUN 3 (below) through two portal groups (the second,
+#                  port PORT+1, is ALUA target port group 2, active/
+#                  non-optimized), for the MultipathIO suite only: a second
+#                  session held
 #                  open through the whole list turns other suites' LUN
 #                  resets into unit attentions they do not expect;
 #        lbppb1    LUN 3, a sparse file with 512-byte physical blocks, for
@@ -66,6 +68,7 @@ qemu-io -f qcow2 -c 'write -P 0x5a 4M 1M' "$work/top.qcow2" >/dev/null
 "$bin" --portal "127.0.0.1:$port" --iqn "$iqn" --lun "file:$work/lun0.img,pbs=4096" --lun ram:64M --lun "qcow2:$work/top.qcow2" \
     --lun "file:$work/lun3.img" --lun "file:$work/ro.img,ro" --lun "file:$work/removable.img,removable" \
     --lun "file:$work/sanitize.img" \
+    --alua-portal "127.0.0.1:$((port + 1))=nonoptimized" --alua-portal "127.0.0.1:$((port + 2))=standby" \
     >"$work/target.out" 2>"$work/target.err" &
 pid=$!
 for _ in $(seq 1 100); do
@@ -73,6 +76,8 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 url="iscsi://127.0.0.1:$port/$iqn"
+url2="iscsi://127.0.0.1:$((port + 1))/$iqn"
+standby="iscsi://127.0.0.1:$((port + 2))/$iqn"
 fail=0
 check() { # name, command...
     local name=$1; shift
@@ -88,6 +93,10 @@ check "iscsi-ls lists the target" bash -c "iscsi-ls iscsi://127.0.0.1:$port | gr
 check "iscsi-inq reads standard INQUIRY" bash -c "iscsi-inq $url/0 | grep -q 'Product:VIRTUAL-DISK'"
 check "iscsi-inq reads VPD page 0x83" bash -c "iscsi-inq -e 1 -c 131 $url/0 | grep -q DEVICE_IDENTIFICATION"
 check "iscsi-readcapacity16 reports 1 GiB" bash -c "iscsi-readcapacity16 $url/0 | grep -q 'Total size:1073741824'"
+check "a non-optimized portal group serves the LUN" bash -c "iscsi-readcapacity16 $url2/0 | grep -q 'Total size:1073741824'"
+# libiscsi's tools send TEST UNIT READY at login: a standby path refuses it.
+check "a standby portal group answers TARGET PORT IN STANDBY STATE" bash -c \
+    "! iscsi-readcapacity16 $standby/0 >$work/standby.out 2>&1 && grep -q 0x040b $work/standby.out"
 
 echo "== qemu-img"
 head -c 64M /dev/urandom >"$work/src.raw"
@@ -126,7 +135,7 @@ else
               grep -E '\.GetLBAStatus\.' "$work/all-tests.txt" | grep -v '\.UnmapSingle$'; } | paste -sd,)
     echo "tests listed: $(wc -l <"$work/all-tests.txt")"
     cu_run main "$main" "$url/0"
-    cu_run multipath "$multipath" "$url/3" "$url/3"
+    cu_run multipath "$multipath" "$url/3" "$url2/3"
     cu_run lbppb1 "$lbppb1" "$url/3"
     cu_run readonly "$readonly_tests" "$url/4"
     cu_run removable "$removable" "$url/5"

@@ -15,6 +15,7 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 use tgtkit_examples::lunspec::{Credentials, LunSpec};
 use tgtkit_iscsi::chap::ChapCredentials;
 use tgtkit_iscsi::{Acl, AuthConfig, IscsiServer, PortalConfig, PortalGroup, Sleeper, TargetNode};
+use tgtkit_scsi_core::alua::{AccessState, AluaPolicy};
 use tgtkit_scsi_core::backstore::Backstore;
 use tgtkit_scsi_core::engine::{Target, TargetConfig};
 use tgtkit_scsi_core::pr::FilePrStore;
@@ -57,6 +58,17 @@ struct Args {
     /// Commands a session may have in flight.
     #[arg(long, default_value_t = 128)]
     queue_depth: u32,
+    /// A portal in a portal group of its own, ADDR:PORT=STATE with STATE
+    /// one of active, nonoptimized, standby, unavailable (repeatable): each
+    /// is target portal group 2, 3, ... and the ALUA target port group of
+    /// the same ID, in that access state (the --portal addresses are group
+    /// 1, active/optimized).
+    #[arg(long = "alua-portal", value_name = "ADDR:PORT=STATE")]
+    alua_portals: Vec<String>,
+    /// Let initiators change the groups' access states with SET TARGET
+    /// PORT GROUPS (explicit ALUA; every request is granted).
+    #[arg(long)]
+    alua_explicit: bool,
     /// Keep persistent reservations set with APTPL in this directory, one
     /// file per LUN (`<iqn>-lun<N>.pr`), restored at the next start.
     /// Without it, APTPL is refused.
@@ -146,65 +158,73 @@ async fn run(mut args: Args) -> Result<(), String> {
         allowed_initiators: args.allow.clone(),
         ..Acl::default()
     };
-    let mut listeners = Vec::new();
-    let mut addresses = Vec::new();
-    for p in &args.portals {
-        let l = TcpListener::bind(p)
-            .await
-            .map_err(|e| format!("cannot listen on {p}: {e}"))?;
-        let local = l.local_addr().map_err(|e| e.to_string())?;
-        addresses.push(local.to_string());
-        listeners.push(l);
+    // Portal group 1: --portal; then one group per --alua-portal.
+    let mut groups: Vec<(u16, Vec<String>)> = vec![(1, args.portals.clone())];
+    for (i, spec) in args.alua_portals.iter().enumerate() {
+        let (addr, state) = spec
+            .rsplit_once('=')
+            .ok_or_else(|| format!("--alua-portal {spec}: expected ADDR:PORT=STATE"))?;
+        let state = match state {
+            "active" => AccessState::ActiveOptimized,
+            "nonoptimized" => AccessState::ActiveNonOptimized,
+            "standby" => AccessState::Standby,
+            "unavailable" => AccessState::Unavailable,
+            _ => return Err(format!("--alua-portal {spec}: unknown state {state:?}")),
+        };
+        let tpgt = u16::try_from(i + 2).map_err(|_| "too many portal groups".to_string())?;
+        target
+            .add_port_group(tpgt, &[tpgt], state)
+            .map_err(|e| e.to_string())?;
+        groups.push((tpgt, vec![addr.to_string()]));
     }
-    let mut group = PortalGroup {
-        addresses: addresses.clone(),
-        ..PortalGroup::default()
-    };
-    group.limits.queue_depth = args.queue_depth.max(1);
-    let server = IscsiServer::new(
-        PortalConfig {
-            group,
-            nodes: vec![node],
-        },
-        vec![Arc::clone(&target)],
-        Some(Arc::new(TokioSleeper)),
-    )
-    .map_err(|e| e.to_string())?;
-
-    for a in &addresses {
-        for i in 0..args.luns.len() {
-            println!("iscsi://{a}/{}/{i}", args.iqn);
+    if args.alua_explicit {
+        target.set_alua_policy(Arc::new(GrantAll));
+    }
+    let mut servers = Vec::new();
+    for (tpgt, portals) in groups {
+        let mut listeners = Vec::new();
+        let mut addresses = Vec::new();
+        for p in &portals {
+            let l = TcpListener::bind(p)
+                .await
+                .map_err(|e| format!("cannot listen on {p}: {e}"))?;
+            let local = l.local_addr().map_err(|e| e.to_string())?;
+            addresses.push(local.to_string());
+            listeners.push(l);
         }
-    }
-    for l in listeners {
-        let server = Arc::clone(&server);
-        tokio::spawn(async move {
-            loop {
-                let (sock, peer) = match l.accept().await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!("accept: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let _ = sock.set_nodelay(true);
-                let server = Arc::clone(&server);
-                tokio::spawn(async move {
-                    tracing::info!(%peer, "connection");
-                    if let Err(e) = server.serve_connection(sock.compat()).await {
-                        tracing::info!(%peer, "connection ended: {e}");
-                    }
-                });
+        let mut group = PortalGroup {
+            tpgt,
+            addresses: addresses.clone(),
+            ..PortalGroup::default()
+        };
+        group.limits.queue_depth = args.queue_depth.max(1);
+        let server = IscsiServer::new(
+            PortalConfig {
+                group,
+                nodes: vec![node.clone()],
+            },
+            vec![Arc::clone(&target)],
+            Some(Arc::new(TokioSleeper)),
+        )
+        .map_err(|e| e.to_string())?;
+        for a in &addresses {
+            for i in 0..args.luns.len() {
+                println!("iscsi://{a}/{}/{i}", args.iqn);
             }
-        });
+        }
+        for l in listeners {
+            accept(l, Arc::clone(&server));
+        }
+        servers.push(server);
     }
 
     signals.wait().await;
     tracing::info!("shutting down");
-    server.shutdown();
+    for server in &servers {
+        server.shutdown();
+    }
     for _ in 0..100 {
-        if server.connection_count() == 0 {
+        if servers.iter().all(|s| s.connection_count() == 0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -215,6 +235,40 @@ async fn run(mut args: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The explicit-ALUA policy of `--alua-explicit`: every request granted.
+struct GrantAll;
+
+impl AluaPolicy for GrantAll {
+    fn allow(&self, group: u16, state: AccessState) -> bool {
+        tracing::info!(group, ?state, "SET TARGET PORT GROUPS");
+        true
+    }
+}
+
+/// Accept connections on `l` for `server`, each on a task of its own.
+fn accept(l: TcpListener, server: Arc<IscsiServer>) {
+    tokio::spawn(async move {
+        loop {
+            let (sock, peer) = match l.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!("accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = sock.set_nodelay(true);
+            let server = Arc::clone(&server);
+            tokio::spawn(async move {
+                tracing::info!(%peer, "connection");
+                if let Err(e) = server.serve_connection(sock.compat()).await {
+                    tracing::info!(%peer, "connection ended: {e}");
+                }
+            });
+        }
+    });
 }
 
 /// SIGINT and SIGTERM, registered before anything else starts so an early
