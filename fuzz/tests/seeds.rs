@@ -67,6 +67,12 @@ fn command_seeds() -> Vec<Vec<u8>> {
     atomic[13] = 8;
     let tur = vec![0u8; 6];
     mode_select[4] = ctl.len() as u8;
+    let prevent = vec![0x1e, 0, 0, 0, 1, 0];
+    let rtpg = vec![0xa3, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0xff, 0, 0];
+    let stpg = vec![0xa4, 0x0a, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0];
+    let block_erase = vec![0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
+    let mut overwrite = vec![0x48, 0x01, 0, 0, 0, 0, 0, 0, 8, 0];
+    overwrite[8] = 8;
     vec![
         [record(0, &tur, &[]), record(0, &tur, &[])].concat(),
         record(0, &inquiry, &[0; 255]),
@@ -96,6 +102,20 @@ fn command_seeds() -> Vec<Vec<u8>> {
             record(0, &tur, &[]),
             record(0, &atomic, &[0xa6; 4096]),
             record(0, &read16(8, 8), &[0; 4096]),
+        ]
+        .concat(),
+        [
+            record(0, &tur, &[]),
+            record(0, &prevent, &[]),
+            record(0, &rtpg, &[0; 255]),
+            record(0, &stpg, &[0, 0, 0, 0, 0x02, 0, 0, 1]),
+        ]
+        .concat(),
+        [
+            record(0, &tur, &[]),
+            record(0, &overwrite, &[1, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef]),
+            record(0, &block_erase, &[]),
+            record(0, &read16(0, 1), &[0; 512]),
         ]
         .concat(),
     ]
