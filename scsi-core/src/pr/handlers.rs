@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use crate::cdb::{be32, be64};
 use crate::engine::exec::{Ctx, Xfer};
 use crate::engine::NexusId;
 use crate::pr::state::{sa, ItNexusIdentity, PrState, PrType, ProutRequest, Refusal};
@@ -11,16 +12,6 @@ use crate::sense::{Asc, Sense, SenseKey};
 /// Largest PERSISTENT RESERVE OUT parameter list we read: the basic 24
 /// bytes plus room for 64 of the longest TransportIDs.
 const MAX_PARAM_LEN: usize = 28 + 64 * crate::pr::MAX_TRANSPORT_ID_LEN;
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    let mut v = [0u8; 8];
-    v.copy_from_slice(&b[at..at + 8]);
-    u64::from_be_bytes(v)
-}
 
 fn length_error() -> Refusal {
     Refusal::Check(Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR))

@@ -7,6 +7,7 @@
 //! segment descriptor type, block device to block device (02h). Everything
 //! else is refused with the additional sense code SPC-4 gives it.
 
+use crate::cdb::{be16, be32, be64};
 use crate::sense::{Asc, Sense};
 
 /// Length of the parameter list header.
@@ -96,18 +97,6 @@ pub(crate) struct CopyList {
     pub cscds: Vec<Cscd>,
     /// Segment descriptors, in list order.
     pub segments: Vec<Segment>,
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-fn be64(b: &[u8], at: usize) -> u64 {
-    (u64::from(be32(b, at)) << 32) | u64::from(be32(b, at + 4))
 }
 
 fn at16(at: usize) -> u16 {
