@@ -335,16 +335,9 @@ impl Target {
     fn reset_lu(&self, lu: &Arc<LogicalUnit>, nexus: NexusId, function: TmFunction) {
         match function {
             TmFunction::ITNexusReset => {
-                lu.tasks.abort_where(|n, _| n == nexus);
-                lu.copies.forget(nexus);
-                let mut state = lu.state();
-                state.medium.prevent.remove(&nexus);
-                // SPC-2 §5.5.1: an I_T nexus loss releases its reservation.
-                if state.spc2 == Some(nexus) {
-                    state.spc2 = None;
-                    state.note_reservations();
-                }
-                state.ua_of(nexus).push(Asc::I_T_NEXUS_LOSS_OCCURRED);
+                lu.end_nexus(nexus)
+                    .ua_of(nexus)
+                    .push(Asc::I_T_NEXUS_LOSS_OCCURRED);
             }
             _ => {
                 // SAM-5 §6.3.2: every task is aborted; those of other

@@ -510,6 +510,22 @@ impl LogicalUnit {
         hit
     }
 
+    /// What an I_T nexus loss ends on this logical unit, shared by nexus
+    /// removal and I_T NEXUS RESET: the nexus's tasks, held copy results,
+    /// medium removal prevention and SPC-2 reservation (SPC-2 §5.5.1).
+    /// Returns the state, locked, for what the caller ends besides.
+    pub(crate) fn end_nexus(&self, nexus: NexusId) -> MutexGuard<'_, LuState> {
+        self.tasks.abort_where(|n, _| n == nexus);
+        self.copies.forget(nexus);
+        let mut state = self.state();
+        state.medium.prevent.remove(&nexus);
+        if state.spc2 == Some(nexus) {
+            state.spc2 = None;
+            state.note_reservations();
+        }
+        state
+    }
+
     /// The logical unit's NAA designator (type 3, locally assigned), as
     /// VPD page 83h reports it and EXTENDED COPY names the unit.
     pub(crate) fn naa_designator(&self) -> [u8; 8] {

@@ -292,16 +292,9 @@ impl Target {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&nexus);
         for lu in self.read_luns().values() {
-            lu.tasks.abort_where(|n, _| n == nexus);
-            lu.copies.forget(nexus);
-            let mut state = lu.state();
+            let mut state = lu.end_nexus(nexus);
             state.ua.remove(&nexus);
             state.forget_ua(nexus);
-            state.medium.prevent.remove(&nexus);
-            if state.spc2 == Some(nexus) {
-                state.spc2 = None;
-                state.note_reservations();
-            }
             if let Some(info) = &info {
                 // Bounded: one entry per distinct initiator port seen.
                 if state.lost.len() < 4096 {
