@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use tgtkit_backstores::RamBackstore;
+use tgtkit_backstores::{RamBackstore, RamOptions};
 use tgtkit_scsi_core::buffer::DataBuffer;
 use tgtkit_scsi_core::cdb::Cdb;
+use tgtkit_scsi_core::device::DeviceType;
 use tgtkit_scsi_core::engine::{LuConfig, RawCdb, Target, TargetConfig, TaskAttribute};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_scsi_core::status::Status;
@@ -14,16 +15,19 @@ use tgtkit_scsi_core::test_utils::Initiator;
 /// Decode arbitrary bytes as a CDB; whatever decodes must re-encode to a
 /// CDB that decodes to the same value, and its first bytes must match.
 pub fn cdb_decode(data: &[u8]) {
-    let Ok(cdb) = Cdb::decode(data) else {
-        let _ = table::lookup(data);
-        return;
-    };
-    let raw = cdb.encode();
-    assert_eq!(Cdb::decode(raw.as_bytes()), Ok(cdb));
-    assert_eq!(raw.as_bytes()[0], data[0]);
+    for device in DeviceType::ALL {
+        let Ok(cdb) = Cdb::decode_for(device, data) else {
+            let _ = table::lookup_for(device, data);
+            continue;
+        };
+        let raw = cdb.encode();
+        assert_eq!(Cdb::decode_for(device, raw.as_bytes()), Ok(cdb));
+        assert_eq!(raw.as_bytes()[0], data[0]);
+    }
 }
 
-/// Run a sequence of commands against a small ram disk. Input: repeated
+/// Run a sequence of commands against a small ram disk (LUN 0) and a small
+/// CD over another ram medium (LUN 1). Input: repeated
 /// records of `[flags, cdb_len, cdb.., buf_len_hi, buf_len_lo, data..]`
 /// where `data` is `buf_len` bytes of data-out (or a data-in buffer of that
 /// size when the command reads). The engine must answer every command with
@@ -38,6 +42,13 @@ pub fn scsi_command(mut data: &[u8]) {
         return;
     };
     if target.add_lun(0, LuConfig::new(Arc::new(disk))).is_err() {
+        return;
+    }
+    let Ok(disc) = RamOptions::new().logical_block_size(2048).build(32 * 2048) else {
+        return;
+    };
+    let cd = LuConfig::new(Arc::new(disc)).device_type(DeviceType::Cdrom);
+    if target.add_lun(1, cd).is_err() {
         return;
     }
     let init = Initiator::new(&target, "iqn.2026-11.fuzz:i");

@@ -73,6 +73,18 @@ fn command_seeds() -> Vec<Vec<u8>> {
     let block_erase = vec![0x48, 0x02, 0, 0, 0, 0, 0, 0, 0, 0];
     let mut overwrite = vec![0x48, 0x01, 0, 0, 0, 0, 0, 0, 8, 0];
     overwrite[8] = 8;
+    // The CD at LUN 1 (flags 0x81): its own commands, an eject and a load.
+    let cd = 0x81;
+    let toc = vec![0x43, 0x02, 0, 0, 0, 0, 0, 0, 0xff, 0];
+    let session = vec![0x43, 0, 0, 0, 0, 0, 0, 0, 12, 0x40];
+    let config = vec![0x46, 0, 0, 0, 0, 0, 0, 0x01, 0, 0];
+    let gesn = vec![0x4a, 1, 0, 0, 0x10, 0, 0, 0, 8, 0];
+    let disc = vec![0x51, 0, 0, 0, 0, 0, 0, 0, 34, 0];
+    let track = vec![0x52, 1, 0, 0, 0, 1, 0, 0, 48, 0];
+    let mechanism = vec![0xbd, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0];
+    let read10 = vec![0x28, 0, 0, 0, 0, 16, 0, 0, 1, 0];
+    let eject = vec![0x1b, 0, 0, 0, 2, 0];
+    let load = vec![0x1b, 0, 0, 0, 3, 0];
     vec![
         [record(0, &tur, &[]), record(0, &tur, &[])].concat(),
         record(0, &inquiry, &[0; 255]),
@@ -116,6 +128,25 @@ fn command_seeds() -> Vec<Vec<u8>> {
             record(0, &overwrite, &[1, 0, 0, 4, 0xde, 0xad, 0xbe, 0xef]),
             record(0, &block_erase, &[]),
             record(0, &read16(0, 1), &[0; 512]),
+        ]
+        .concat(),
+        [
+            record(cd, &tur, &[]),
+            record(cd, &toc, &[0; 255]),
+            record(cd, &session, &[0; 12]),
+            record(cd, &config, &[0; 256]),
+            record(cd, &read10, &[0; 2048]),
+        ]
+        .concat(),
+        [
+            record(cd, &tur, &[]),
+            record(cd, &gesn, &[0; 8]),
+            record(cd, &eject, &[]),
+            record(cd, &gesn, &[0; 8]),
+            record(cd, &mechanism, &[0; 8]),
+            record(cd, &load, &[]),
+            record(cd, &disc, &[0; 34]),
+            record(cd, &track, &[0; 48]),
         ]
         .concat(),
     ]

@@ -342,6 +342,59 @@ pub enum Cdb {
         /// Allocation length.
         alloc_len: u32,
     },
+    /// READ TOC/PMA/ATIP (mmc 6.26).
+    ReadToc {
+        /// MSF: addresses as minute/second/frame instead of LBA.
+        msf: bool,
+        /// FORMAT (byte 2 bits 3-0, or the older bits 7-6 of the CONTROL
+        /// byte when byte 2 holds 0).
+        format: u8,
+        /// TRACK/SESSION NUMBER.
+        track: u8,
+        /// Allocation length.
+        alloc_len: u16,
+    },
+    /// GET CONFIGURATION (mmc 6.6).
+    GetConfiguration {
+        /// RT: 00b all features, 01b current ones, 10b the one named.
+        rt: u8,
+        /// STARTING FEATURE NUMBER.
+        start: u16,
+        /// Allocation length.
+        alloc_len: u16,
+    },
+    /// GET EVENT STATUS NOTIFICATION (mmc 6.7).
+    GetEventStatus {
+        /// POLLED (asynchronous operation is not supported).
+        polled: bool,
+        /// NOTIFICATION CLASS REQUEST bit mask.
+        classes: u8,
+        /// Allocation length.
+        alloc_len: u16,
+    },
+    /// READ DISC INFORMATION (mmc 6.22).
+    ReadDiscInformation {
+        /// DATA TYPE (000b standard disc information).
+        data_type: u8,
+        /// Allocation length.
+        alloc_len: u16,
+    },
+    /// READ TRACK INFORMATION (mmc 6.27).
+    ReadTrackInformation {
+        /// OPEN.
+        open: bool,
+        /// ADDRESS/NUMBER TYPE: 00b LBA, 01b track, 10b session.
+        address_type: u8,
+        /// LOGICAL BLOCK ADDRESS/TRACK/SESSION NUMBER.
+        address: u32,
+        /// Allocation length.
+        alloc_len: u16,
+    },
+    /// MECHANISM STATUS (mmc 6.11).
+    MechanismStatus {
+        /// Allocation length.
+        alloc_len: u16,
+    },
     /// PERSISTENT RESERVE IN (spc 6.15).
     PersistentReserveIn {
         /// Service action (5 bits; 00h-03h are in the table).
@@ -477,6 +530,13 @@ pub mod opcode {
     pub const RELEASE_10: u8 = 0x57;
     pub const PERSISTENT_RESERVE_IN: u8 = 0x5e;
     pub const PERSISTENT_RESERVE_OUT: u8 = 0x5f;
+    // MMC-6 (CD/DVD devices).
+    pub const READ_TOC: u8 = 0x43;
+    pub const GET_CONFIGURATION: u8 = 0x46;
+    pub const GET_EVENT_STATUS_NOTIFICATION: u8 = 0x4a;
+    pub const READ_DISC_INFORMATION: u8 = 0x51;
+    pub const READ_TRACK_INFORMATION: u8 = 0x52;
+    pub const MECHANISM_STATUS: u8 = 0xbd;
 
     /// PERSISTENT RESERVE IN: READ KEYS.
     pub const SA_PRIN_READ_KEYS: u16 = 0x00;
@@ -627,6 +687,16 @@ impl Cdb {
     /// short or has an unsupported field value.
     pub fn decode(cdb: &[u8]) -> Result<Self, Sense> {
         Self::decode_row(table::lookup(cdb)?, cdb)
+    }
+
+    /// Decode `cdb` as the device model `device` reads it (a disk and a
+    /// CD/DVD device implement different commands).
+    ///
+    /// # Errors
+    ///
+    /// As [`Cdb::decode`].
+    pub fn decode_for(device: crate::device::DeviceType, cdb: &[u8]) -> Result<Self, Sense> {
+        Self::decode_row(table::lookup_for(device, cdb)?, cdb)
     }
 
     /// Decode `cdb` whose table row the caller already looked up.
@@ -844,6 +914,38 @@ impl Cdb {
                 service_action: c[1] & 0x1f,
                 list_id: c[2],
                 alloc_len: be32(c, 10),
+            },
+            Handler::ReadToc => Cdb::ReadToc {
+                msf: bit(c[1], 1),
+                format: match c[2] & 0x0f {
+                    0 => c[9] >> 6,
+                    f => f,
+                },
+                track: c[6],
+                alloc_len: be16(c, 7),
+            },
+            Handler::GetConfiguration => Cdb::GetConfiguration {
+                rt: c[1] & 0x03,
+                start: be16(c, 2),
+                alloc_len: be16(c, 7),
+            },
+            Handler::GetEventStatus => Cdb::GetEventStatus {
+                polled: bit(c[1], 0),
+                classes: c[4],
+                alloc_len: be16(c, 7),
+            },
+            Handler::ReadDiscInformation => Cdb::ReadDiscInformation {
+                data_type: c[1] & 0x07,
+                alloc_len: be16(c, 7),
+            },
+            Handler::ReadTrackInformation => Cdb::ReadTrackInformation {
+                open: bit(c[1], 2),
+                address_type: c[1] & 0x03,
+                address: be32(c, 2),
+                alloc_len: be16(c, 7),
+            },
+            Handler::MechanismStatus => Cdb::MechanismStatus {
+                alloc_len: be16(c, 8),
             },
             Handler::PersistentReserveIn => Cdb::PersistentReserveIn {
                 service_action: c[1] & 0x1f,
@@ -1224,6 +1326,67 @@ impl Cdb {
                 b[2] = list_id;
                 put32(&mut b, 10, alloc_len);
                 16
+            }
+            Cdb::ReadToc {
+                msf,
+                format,
+                track,
+                alloc_len,
+            } => {
+                b[0] = op::READ_TOC;
+                b[1] = flag(msf, 1);
+                b[2] = format & 0x0f;
+                b[6] = track;
+                put16(&mut b, 7, alloc_len);
+                10
+            }
+            Cdb::GetConfiguration {
+                rt,
+                start,
+                alloc_len,
+            } => {
+                b[0] = op::GET_CONFIGURATION;
+                b[1] = rt & 0x03;
+                put16(&mut b, 2, start);
+                put16(&mut b, 7, alloc_len);
+                10
+            }
+            Cdb::GetEventStatus {
+                polled,
+                classes,
+                alloc_len,
+            } => {
+                b[0] = op::GET_EVENT_STATUS_NOTIFICATION;
+                b[1] = flag(polled, 0);
+                b[4] = classes;
+                put16(&mut b, 7, alloc_len);
+                10
+            }
+            Cdb::ReadDiscInformation {
+                data_type,
+                alloc_len,
+            } => {
+                b[0] = op::READ_DISC_INFORMATION;
+                b[1] = data_type & 0x07;
+                put16(&mut b, 7, alloc_len);
+                10
+            }
+            Cdb::ReadTrackInformation {
+                open,
+                address_type,
+                address,
+                alloc_len,
+            } => {
+                b[0] = op::READ_TRACK_INFORMATION;
+                b[1] = flag(open, 2) | (address_type & 0x03);
+                put32(&mut b, 2, address);
+                put16(&mut b, 7, alloc_len);
+                10
+            }
+            Cdb::MechanismStatus { alloc_len } => {
+                b[0] = op::MECHANISM_STATUS;
+                put16(&mut b, 8, alloc_len);
+                12
             }
             Cdb::PersistentReserveIn {
                 service_action,
@@ -1685,7 +1848,58 @@ mod tests {
         ]
     }
 
+    fn any_mmc_cdb() -> impl Strategy<Value = Cdb> {
+        prop_oneof![
+            (any::<bool>(), 0u8..16, any::<u8>(), any::<u16>()).prop_map(
+                |(msf, format, track, alloc_len)| Cdb::ReadToc {
+                    msf,
+                    format,
+                    track,
+                    alloc_len,
+                }
+            ),
+            (0u8..4, any::<u16>(), any::<u16>()).prop_map(|(rt, start, alloc_len)| {
+                Cdb::GetConfiguration {
+                    rt,
+                    start,
+                    alloc_len,
+                }
+            }),
+            (any::<bool>(), any::<u8>(), any::<u16>()).prop_map(|(polled, classes, alloc_len)| {
+                Cdb::GetEventStatus {
+                    polled,
+                    classes,
+                    alloc_len,
+                }
+            }),
+            (0u8..8, any::<u16>()).prop_map(|(data_type, alloc_len)| {
+                Cdb::ReadDiscInformation {
+                    data_type,
+                    alloc_len,
+                }
+            }),
+            (any::<bool>(), 0u8..4, any::<u32>(), any::<u16>()).prop_map(
+                |(open, address_type, address, alloc_len)| Cdb::ReadTrackInformation {
+                    open,
+                    address_type,
+                    address,
+                    alloc_len,
+                }
+            ),
+            any::<u16>().prop_map(|alloc_len| Cdb::MechanismStatus { alloc_len }),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn round_trips_every_mmc_command(cdb in any_mmc_cdb()) {
+            let raw = cdb.encode();
+            let device = crate::device::DeviceType::Cdrom;
+            prop_assert_eq!(Cdb::decode_for(device, raw.as_bytes()), Ok(cdb));
+            // A disk does not implement them.
+            prop_assert!(Cdb::decode(raw.as_bytes()).is_err());
+        }
+
         #[test]
         fn round_trips_every_command(cdb in any_cdb()) {
             let raw = cdb.encode();
@@ -1715,7 +1929,11 @@ mod tests {
             if let Some(sa) = row.service_action {
                 b[1] = sa.to_be_bytes()[1];
             }
-            let cdb = Cdb::decode(&b[..usize::from(row.cdb_len)])
+            let device = crate::device::DeviceType::ALL
+                .into_iter()
+                .find(|&d| row.devices.contains(d))
+                .unwrap();
+            let cdb = Cdb::decode_for(device, &b[..usize::from(row.cdb_len)])
                 .unwrap_or_else(|e| panic!("{}: {e:?}", row.name));
             assert_eq!(&cdb.encode().as_bytes()[..1], &[row.opcode], "{}", row.name);
         }

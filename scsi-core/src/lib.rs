@@ -9,8 +9,9 @@
 //! * [`engine`]: the [`Target`](engine::Target), its logical units, I_T
 //!   nexuses, unit attentions and task sets;
 //! * [`pr`]: persistent reservations, TransportIDs and the APTPL store;
-//! * `spc` and `sbc` (internal): the primary and block command sets of the disk
-//!   device model;
+//! * `spc`, `sbc` and `mmc` (internal): the primary command set, and the
+//!   block (disk) and multimedia (CD/DVD) device models, chosen per logical
+//!   unit by its [`device::DeviceType`];
 //! * [`backstore`] and [`buffer`]: the async storage trait under a logical
 //!   unit and the transport-owned data buffers it reads and writes in place.
 //!
@@ -26,9 +27,11 @@ pub mod alua;
 pub mod backstore;
 pub mod buffer;
 pub mod cdb;
+pub mod device;
 pub mod engine;
 pub mod guide;
 pub mod lun;
+pub(crate) mod mmc;
 pub mod pr;
 pub(crate) mod sbc;
 pub mod sense;

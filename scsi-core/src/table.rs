@@ -20,6 +20,7 @@
 use std::sync::OnceLock;
 
 use crate::cdb::opcode as op;
+use crate::device::DeviceType;
 use crate::sense::Sense;
 
 /// Direction of the data transfer of a command.
@@ -67,6 +68,12 @@ pub enum Handler {
     Sanitize,
     FormatUnit,
     ReadDefectData,
+    ReadToc,
+    GetConfiguration,
+    GetEventStatus,
+    ReadDiscInformation,
+    ReadTrackInformation,
+    MechanismStatus,
     ExtendedCopy,
     ReceiveCopyResults,
     PersistentReserveIn,
@@ -79,7 +86,8 @@ impl Handler {
     /// Whether the command accesses the medium, and so answers NOT READY,
     /// MEDIUM NOT PRESENT while a removable medium is out (SBC-4 §4.2.2):
     /// TEST UNIT READY and everything else but the commands about the
-    /// device itself.
+    /// device itself (for a CD/DVD device, MMC-6 §4.1.7: its configuration,
+    /// events and mechanism).
     #[must_use]
     pub fn needs_medium(self) -> bool {
         !matches!(
@@ -95,6 +103,9 @@ impl Handler {
                 | Handler::ReportTargetPortGroups
                 | Handler::SetTargetPortGroups
                 | Handler::ReceiveCopyResults
+                | Handler::GetConfiguration
+                | Handler::GetEventStatus
+                | Handler::MechanismStatus
                 | Handler::StartStopUnit
                 | Handler::PreventAllow
                 | Handler::PersistentReserveIn
@@ -180,13 +191,35 @@ pub struct CommandDesc {
     pub recommended_timeout: u32,
     /// Reservation conflict columns.
     pub conflicts: PrConflicts,
+    /// The device models that implement the command.
+    pub devices: Devices,
+}
+
+/// A set of device models (one bit per [`DeviceType`]): the table column
+/// saying which models implement a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Devices(u8);
+
+impl Devices {
+    /// Direct-access block devices (SBC) only.
+    pub const DISK: Devices = Devices(1 << DeviceType::Disk as u8);
+    /// CD/DVD devices (MMC) only.
+    pub const CDROM: Devices = Devices(1 << DeviceType::Cdrom as u8);
+    /// Both the disk and the CD/DVD model (most SPC commands).
+    pub const ALL: Devices = Devices(Self::DISK.0 | Self::CDROM.0);
+
+    /// Whether the set holds `device`.
+    #[must_use]
+    pub const fn contains(self, device: DeviceType) -> bool {
+        self.0 & (1 << device as u8) != 0
+    }
 }
 
 macro_rules! row {
-    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, $pr:ident, [$($u:expr),* $(,)?]) => {
-        row!($op, $sa, $name, $len, $dir, $h, $pr, [$($u),*], 0, 30)
+    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, $pr:ident, $dev:ident, [$($u:expr),* $(,)?]) => {
+        row!($op, $sa, $name, $len, $dir, $h, $pr, $dev, [$($u),*], 0, 30)
     };
-    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, $pr:ident, [$($u:expr),* $(,)?], $nom:expr, $rec:expr) => {
+    ($op:expr, $sa:expr, $name:literal, $len:literal, $dir:ident, $h:ident, $pr:ident, $dev:ident, [$($u:expr),* $(,)?], $nom:expr, $rec:expr) => {
         CommandDesc {
             opcode: $op,
             service_action: $sa,
@@ -198,6 +231,7 @@ macro_rules! row {
             nominal_timeout: $nom,
             recommended_timeout: $rec,
             conflicts: $pr,
+            devices: Devices::$dev,
         }
     };
 }
@@ -215,147 +249,161 @@ const fn pad<const N: usize>(bytes: [u8; N]) -> [u8; 16] {
 /// The CONTROL byte usage: NACA and LINK are evaluated (and rejected).
 const CTL: u8 = 0x05;
 
-/// Every command the disk device model implements.
+/// Every command of every device model; [`CommandDesc::devices`] says
+/// which models implement a row.
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandDesc] = &[
-    row!(op::TEST_UNIT_READY, None, "TEST UNIT READY", 6, None, TestUnitReady, ALLOWED,
+    row!(op::TEST_UNIT_READY, None, "TEST UNIT READY", 6, None, TestUnitReady, ALLOWED, ALL,
         [op::TEST_UNIT_READY, 0, 0, 0, 0, CTL]),
-    row!(op::REQUEST_SENSE, None, "REQUEST SENSE", 6, Read, RequestSense, ALWAYS,
+    row!(op::REQUEST_SENSE, None, "REQUEST SENSE", 6, Read, RequestSense, ALWAYS, ALL,
         [op::REQUEST_SENSE, 0x01, 0, 0, 0xff, CTL]),
-    row!(op::FORMAT_UNIT, None, "FORMAT UNIT", 6, None, FormatUnit, WRITES,
+    row!(op::FORMAT_UNIT, None, "FORMAT UNIT", 6, None, FormatUnit, WRITES, DISK,
         [op::FORMAT_UNIT, 0xff, 0, 0, 0, CTL], 1, 60),
-    row!(op::READ_6, None, "READ(6)", 6, Read, Read, READS,
+    row!(op::READ_6, None, "READ(6)", 6, Read, Read, READS, DISK,
         [op::READ_6, 0x1f, 0xff, 0xff, 0xff, CTL]),
-    row!(op::WRITE_6, None, "WRITE(6)", 6, Write, Write, WRITES,
+    row!(op::WRITE_6, None, "WRITE(6)", 6, Write, Write, WRITES, DISK,
         [op::WRITE_6, 0x1f, 0xff, 0xff, 0xff, CTL]),
-    row!(op::INQUIRY, None, "INQUIRY", 6, Read, Inquiry, ALWAYS,
+    row!(op::INQUIRY, None, "INQUIRY", 6, Read, Inquiry, ALWAYS, ALL,
         [op::INQUIRY, 0x01, 0xff, 0xff, 0xff, CTL]),
-    row!(op::MODE_SELECT_6, None, "MODE SELECT(6)", 6, Write, ModeSelect, WRITES,
+    row!(op::MODE_SELECT_6, None, "MODE SELECT(6)", 6, Write, ModeSelect, WRITES, ALL,
         [op::MODE_SELECT_6, 0x11, 0, 0, 0xff, CTL]),
-    row!(op::RESERVE_6, None, "RESERVE(6)", 6, None, Reserve, ALLOWED,
+    row!(op::RESERVE_6, None, "RESERVE(6)", 6, None, Reserve, ALLOWED, ALL,
         [op::RESERVE_6, 0, 0, 0, 0, CTL]),
-    row!(op::RELEASE_6, None, "RELEASE(6)", 6, None, Release, ALWAYS,
+    row!(op::RELEASE_6, None, "RELEASE(6)", 6, None, Release, ALWAYS, ALL,
         [op::RELEASE_6, 0, 0, 0, 0, CTL]),
-    row!(op::MODE_SENSE_6, None, "MODE SENSE(6)", 6, Read, ModeSense, READS,
+    row!(op::MODE_SENSE_6, None, "MODE SENSE(6)", 6, Read, ModeSense, READS, ALL,
         [op::MODE_SENSE_6, 0x08, 0xff, 0xff, 0xff, CTL]),
-    row!(op::START_STOP_UNIT, None, "START STOP UNIT", 6, None, StartStopUnit, WRITES,
+    row!(op::START_STOP_UNIT, None, "START STOP UNIT", 6, None, StartStopUnit, WRITES, ALL,
         [op::START_STOP_UNIT, 0x01, 0, 0x0f, 0xf7, CTL]),
-    row!(op::PREVENT_ALLOW_MEDIUM_REMOVAL, None, "PREVENT ALLOW MEDIUM REMOVAL", 6, None, PreventAllow, ALLOWED,
+    row!(op::PREVENT_ALLOW_MEDIUM_REMOVAL, None, "PREVENT ALLOW MEDIUM REMOVAL", 6, None, PreventAllow, ALLOWED, ALL,
         [op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 0x03, CTL]),
-    row!(op::READ_CAPACITY_10, None, "READ CAPACITY(10)", 10, Read, ReadCapacity10, ALLOWED,
+    row!(op::READ_CAPACITY_10, None, "READ CAPACITY(10)", 10, Read, ReadCapacity10, ALLOWED, ALL,
         [op::READ_CAPACITY_10, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, CTL]),
-    row!(op::READ_10, None, "READ(10)", 10, Read, Read, READS,
+    row!(op::READ_10, None, "READ(10)", 10, Read, Read, READS, ALL,
         [op::READ_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::WRITE_10, None, "WRITE(10)", 10, Write, Write, WRITES,
+    row!(op::WRITE_10, None, "WRITE(10)", 10, Write, Write, WRITES, DISK,
         [op::WRITE_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::WRITE_AND_VERIFY_10, None, "WRITE AND VERIFY(10)", 10, Write, WriteAndVerify, WRITES,
+    row!(op::WRITE_AND_VERIFY_10, None, "WRITE AND VERIFY(10)", 10, Write, WriteAndVerify, WRITES, DISK,
         [op::WRITE_AND_VERIFY_10, 0xf2, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::VERIFY_10, None, "VERIFY(10)", 10, Write, Verify, READS,
+    row!(op::VERIFY_10, None, "VERIFY(10)", 10, Write, Verify, READS, DISK,
         [op::VERIFY_10, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::PRE_FETCH_10, None, "PRE-FETCH(10)", 10, None, PreFetch, READS,
+    row!(op::PRE_FETCH_10, None, "PRE-FETCH(10)", 10, None, PreFetch, READS, DISK,
         [op::PRE_FETCH_10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::SYNCHRONIZE_CACHE_10, None, "SYNCHRONIZE CACHE(10)", 10, None, SynchronizeCache, WRITES,
+    row!(op::SYNCHRONIZE_CACHE_10, None, "SYNCHRONIZE CACHE(10)", 10, None, SynchronizeCache, WRITES, DISK,
         [op::SYNCHRONIZE_CACHE_10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::READ_DEFECT_DATA_10, None, "READ DEFECT DATA(10)", 10, Read, ReadDefectData, READS,
+    row!(op::READ_DEFECT_DATA_10, None, "READ DEFECT DATA(10)", 10, Read, ReadDefectData, READS, DISK,
         [op::READ_DEFECT_DATA_10, 0, 0x1f, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::WRITE_SAME_10, None, "WRITE SAME(10)", 10, Write, WriteSame, WRITES,
+    row!(op::WRITE_SAME_10, None, "WRITE SAME(10)", 10, Write, WriteSame, WRITES, DISK,
         [op::WRITE_SAME_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::UNMAP, None, "UNMAP", 10, Write, Unmap, WRITES,
+    row!(op::UNMAP, None, "UNMAP", 10, Write, Unmap, WRITES, DISK,
         [op::UNMAP, 0x01, 0, 0, 0, 0, 0x3f, 0xff, 0xff, CTL]),
-    row!(op::SANITIZE, Some(op::SA_SANITIZE_OVERWRITE), "SANITIZE", 10, Write, Sanitize, WRITES,
+    row!(op::SANITIZE, Some(op::SA_SANITIZE_OVERWRITE), "SANITIZE", 10, Write, Sanitize, WRITES, DISK,
         [op::SANITIZE, 0xbf, 0, 0, 0, 0, 0, 0xff, 0xff, CTL], 60, 3600),
-    row!(op::SANITIZE, Some(op::SA_SANITIZE_BLOCK_ERASE), "SANITIZE", 10, Write, Sanitize, WRITES,
+    row!(op::SANITIZE, Some(op::SA_SANITIZE_BLOCK_ERASE), "SANITIZE", 10, Write, Sanitize, WRITES, DISK,
         [op::SANITIZE, 0xbf, 0, 0, 0, 0, 0, 0xff, 0xff, CTL], 10, 600),
-    row!(op::SANITIZE, Some(op::SA_SANITIZE_EXIT_FAILURE_MODE), "SANITIZE", 10, Write, Sanitize, WRITES,
+    row!(op::SANITIZE, Some(op::SA_SANITIZE_EXIT_FAILURE_MODE), "SANITIZE", 10, Write, Sanitize, WRITES, DISK,
         [op::SANITIZE, 0xbf, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::LOG_SENSE, None, "LOG SENSE", 10, Read, LogSense, ALWAYS,
+    row!(op::LOG_SENSE, None, "LOG SENSE", 10, Read, LogSense, ALWAYS, ALL,
         [op::LOG_SENSE, 0x01, 0xff, 0xff, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::MODE_SELECT_10, None, "MODE SELECT(10)", 10, Write, ModeSelect, WRITES,
+    row!(op::MODE_SELECT_10, None, "MODE SELECT(10)", 10, Write, ModeSelect, WRITES, ALL,
         [op::MODE_SELECT_10, 0x11, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::RESERVE_10, None, "RESERVE(10)", 10, None, Reserve, ALLOWED,
+    row!(op::RESERVE_10, None, "RESERVE(10)", 10, None, Reserve, ALLOWED, ALL,
         [op::RESERVE_10, 0x12, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::RELEASE_10, None, "RELEASE(10)", 10, None, Release, ALWAYS,
+    row!(op::RELEASE_10, None, "RELEASE(10)", 10, None, Release, ALWAYS, ALL,
         [op::RELEASE_10, 0x12, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::MODE_SENSE_10, None, "MODE SENSE(10)", 10, Read, ModeSense, READS,
+    row!(op::MODE_SENSE_10, None, "MODE SENSE(10)", 10, Read, ModeSense, READS, ALL,
         [op::MODE_SENSE_10, 0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_READ_KEYS), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_READ_KEYS), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_READ_RESERVATION), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_READ_RESERVATION), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_REPORT_CAPABILITIES), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_REPORT_CAPABILITIES), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_READ_FULL_STATUS), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_IN, Some(op::SA_PRIN_READ_FULL_STATUS), "PERSISTENT RESERVE IN", 10, Read, PersistentReserveIn, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_IN, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REGISTER), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REGISTER), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_RESERVE), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_RESERVE), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_RELEASE), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_RELEASE), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_CLEAR), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_CLEAR), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_PREEMPT), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_PREEMPT), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_PREEMPT_AND_ABORT), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_PREEMPT_AND_ABORT), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REGISTER_AND_IGNORE_EXISTING_KEY), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REGISTER_AND_IGNORE_EXISTING_KEY), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REGISTER_AND_MOVE), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REGISTER_AND_MOVE), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REPLACE_LOST_RESERVATION), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED,
+    row!(op::PERSISTENT_RESERVE_OUT, Some(op::SA_PROUT_REPLACE_LOST_RESERVATION), "PERSISTENT RESERVE OUT", 10, Write, PersistentReserveOut, ALLOWED, ALL,
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
-    row!(op::EXTENDED_COPY, Some(op::SA_EXTENDED_COPY_LID1), "EXTENDED COPY(LID1)", 16, Write, ExtendedCopy, ALLOWED,
+    row!(op::EXTENDED_COPY, Some(op::SA_EXTENDED_COPY_LID1), "EXTENDED COPY(LID1)", 16, Write, ExtendedCopy, ALLOWED, DISK,
         [op::EXTENDED_COPY, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_COPY_STATUS), "RECEIVE COPY STATUS(LID1)", 16, Read, ReceiveCopyResults, READS,
+    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_COPY_STATUS), "RECEIVE COPY STATUS(LID1)", 16, Read, ReceiveCopyResults, READS, DISK,
         [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_OPERATING_PARAMETERS), "RECEIVE COPY OPERATING PARAMETERS", 16, Read, ReceiveCopyResults, READS,
+    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_OPERATING_PARAMETERS), "RECEIVE COPY OPERATING PARAMETERS", 16, Read, ReceiveCopyResults, READS, DISK,
         [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_FAILED_SEGMENT_DETAILS), "RECEIVE COPY FAILURE DETAILS(LID1)", 16, Read, ReceiveCopyResults, READS,
+    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_FAILED_SEGMENT_DETAILS), "RECEIVE COPY FAILURE DETAILS(LID1)", 16, Read, ReceiveCopyResults, READS, DISK,
         [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::READ_16, None, "READ(16)", 16, Read, Read, READS,
+    row!(op::READ_16, None, "READ(16)", 16, Read, Read, READS, DISK,
         [op::READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::COMPARE_AND_WRITE, None, "COMPARE AND WRITE", 16, Write, CompareAndWrite, WRITES,
+    row!(op::COMPARE_AND_WRITE, None, "COMPARE AND WRITE", 16, Write, CompareAndWrite, WRITES, DISK,
         [op::COMPARE_AND_WRITE, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0xff, 0x3f, CTL]),
-    row!(op::WRITE_16, None, "WRITE(16)", 16, Write, Write, WRITES,
+    row!(op::WRITE_16, None, "WRITE(16)", 16, Write, Write, WRITES, DISK,
         [op::WRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::ORWRITE_16, None, "ORWRITE(16)", 16, Write, OrWrite, WRITES,
+    row!(op::ORWRITE_16, None, "ORWRITE(16)", 16, Write, OrWrite, WRITES, DISK,
         [op::ORWRITE_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::WRITE_AND_VERIFY_16, None, "WRITE AND VERIFY(16)", 16, Write, WriteAndVerify, WRITES,
+    row!(op::WRITE_AND_VERIFY_16, None, "WRITE AND VERIFY(16)", 16, Write, WriteAndVerify, WRITES, DISK,
         [op::WRITE_AND_VERIFY_16, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::VERIFY_16, None, "VERIFY(16)", 16, Write, Verify, READS,
+    row!(op::VERIFY_16, None, "VERIFY(16)", 16, Write, Verify, READS, DISK,
         [op::VERIFY_16, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::PRE_FETCH_16, None, "PRE-FETCH(16)", 16, None, PreFetch, READS,
+    row!(op::PRE_FETCH_16, None, "PRE-FETCH(16)", 16, None, PreFetch, READS, DISK,
         [op::PRE_FETCH_16, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::SYNCHRONIZE_CACHE_16, None, "SYNCHRONIZE CACHE(16)", 16, None, SynchronizeCache, WRITES,
+    row!(op::SYNCHRONIZE_CACHE_16, None, "SYNCHRONIZE CACHE(16)", 16, None, SynchronizeCache, WRITES, DISK,
         [op::SYNCHRONIZE_CACHE_16, 0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::WRITE_SAME_16, None, "WRITE SAME(16)", 16, Write, WriteSame, WRITES,
+    row!(op::WRITE_SAME_16, None, "WRITE SAME(16)", 16, Write, WriteSame, WRITES, DISK,
         [op::WRITE_SAME_16, 0xf9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::WRITE_ATOMIC_16, None, "WRITE ATOMIC(16)", 16, Write, WriteAtomic, WRITES,
+    row!(op::WRITE_ATOMIC_16, None, "WRITE ATOMIC(16)", 16, Write, WriteAtomic, WRITES, DISK,
         [op::WRITE_ATOMIC_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::SERVICE_ACTION_IN_16, Some(op::SA_READ_CAPACITY_16), "READ CAPACITY(16)", 16, Read, ReadCapacity16, ALLOWED,
+    row!(op::SERVICE_ACTION_IN_16, Some(op::SA_READ_CAPACITY_16), "READ CAPACITY(16)", 16, Read, ReadCapacity16, ALLOWED, DISK,
         [op::SERVICE_ACTION_IN_16, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::SERVICE_ACTION_IN_16, Some(op::SA_GET_LBA_STATUS), "GET LBA STATUS", 16, Read, GetLbaStatus, READS,
+    row!(op::SERVICE_ACTION_IN_16, Some(op::SA_GET_LBA_STATUS), "GET LBA STATUS", 16, Read, GetLbaStatus, READS, DISK,
         [op::SERVICE_ACTION_IN_16, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::REPORT_LUNS, None, "REPORT LUNS", 12, Read, ReportLuns, ALWAYS,
+    row!(op::REPORT_LUNS, None, "REPORT LUNS", 12, Read, ReportLuns, ALWAYS, ALL,
         [op::REPORT_LUNS, 0, 0xff, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_SUPPORTED_OPCODES), "REPORT SUPPORTED OPERATION CODES", 12, Read, ReportSupportedOpcodes, READS,
+    row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_SUPPORTED_OPCODES), "REPORT SUPPORTED OPERATION CODES", 12, Read, ReportSupportedOpcodes, READS, ALL,
         [op::MAINTENANCE_IN, 0x1f, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_SUPPORTED_TMF), "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", 12, Read, ReportSupportedTmf, READS,
+    row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_SUPPORTED_TMF), "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS", 12, Read, ReportSupportedTmf, READS, ALL,
         [op::MAINTENANCE_IN, 0x1f, 0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_TARGET_PORT_GROUPS), "REPORT TARGET PORT GROUPS", 12, Read, ReportTargetPortGroups, ALWAYS,
+    row!(op::MAINTENANCE_IN, Some(op::SA_REPORT_TARGET_PORT_GROUPS), "REPORT TARGET PORT GROUPS", 12, Read, ReportTargetPortGroups, ALWAYS, ALL,
         [op::MAINTENANCE_IN, 0xea, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::MAINTENANCE_OUT, Some(op::SA_SET_TARGET_PORT_GROUPS), "SET TARGET PORT GROUPS", 12, Write, SetTargetPortGroups, WRITES,
+    row!(op::MAINTENANCE_OUT, Some(op::SA_SET_TARGET_PORT_GROUPS), "SET TARGET PORT GROUPS", 12, Write, SetTargetPortGroups, WRITES, ALL,
         [op::MAINTENANCE_OUT, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::READ_12, None, "READ(12)", 12, Read, Read, READS,
+    row!(op::READ_12, None, "READ(12)", 12, Read, Read, READS, ALL,
         [op::READ_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::WRITE_12, None, "WRITE(12)", 12, Write, Write, WRITES,
+    row!(op::WRITE_12, None, "WRITE(12)", 12, Write, Write, WRITES, DISK,
         [op::WRITE_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::WRITE_AND_VERIFY_12, None, "WRITE AND VERIFY(12)", 12, Write, WriteAndVerify, WRITES,
+    row!(op::WRITE_AND_VERIFY_12, None, "WRITE AND VERIFY(12)", 12, Write, WriteAndVerify, WRITES, DISK,
         [op::WRITE_AND_VERIFY_12, 0xf2, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::VERIFY_12, None, "VERIFY(12)", 12, Write, Verify, READS,
+    row!(op::VERIFY_12, None, "VERIFY(12)", 12, Write, Verify, READS, DISK,
         [op::VERIFY_12, 0xf6, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
-    row!(op::READ_DEFECT_DATA_12, None, "READ DEFECT DATA(12)", 12, Read, ReadDefectData, READS,
+    row!(op::READ_DEFECT_DATA_12, None, "READ DEFECT DATA(12)", 12, Read, ReadDefectData, READS, DISK,
         [op::READ_DEFECT_DATA_12, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    // MMC-6: the CD/DVD model's own commands (crate::mmc).
+    row!(op::READ_TOC, None, "READ TOC/PMA/ATIP", 10, Read, ReadToc, READS, CDROM,
+        [op::READ_TOC, 0x02, 0x0f, 0, 0, 0, 0xff, 0xff, 0xff, 0xc0 | CTL]),
+    row!(op::GET_CONFIGURATION, None, "GET CONFIGURATION", 10, Read, GetConfiguration, ALLOWED, CDROM,
+        [op::GET_CONFIGURATION, 0x03, 0xff, 0xff, 0, 0, 0, 0xff, 0xff, CTL]),
+    row!(op::GET_EVENT_STATUS_NOTIFICATION, None, "GET EVENT STATUS NOTIFICATION", 10, Read, GetEventStatus, ALLOWED, CDROM,
+        [op::GET_EVENT_STATUS_NOTIFICATION, 0x01, 0, 0, 0xff, 0, 0, 0xff, 0xff, CTL]),
+    row!(op::READ_DISC_INFORMATION, None, "READ DISC INFORMATION", 10, Read, ReadDiscInformation, READS, CDROM,
+        [op::READ_DISC_INFORMATION, 0x07, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
+    row!(op::READ_TRACK_INFORMATION, None, "READ TRACK INFORMATION", 10, Read, ReadTrackInformation, READS, CDROM,
+        [op::READ_TRACK_INFORMATION, 0x07, 0xff, 0xff, 0xff, 0xff, 0, 0xff, 0xff, CTL]),
+    row!(op::MECHANISM_STATUS, None, "MECHANISM STATUS", 12, Read, MechanismStatus, ALLOWED, CDROM,
+        [op::MECHANISM_STATUS, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, CTL]),
 ];
 
 /// Opcodes whose byte 1 bits 4-0 hold a service action.
@@ -385,18 +433,40 @@ fn index() -> &'static [u8; 256] {
     })
 }
 
-/// Find the row for an opcode and (where the opcode has them) a service
-/// action, without looking at a CDB.
+/// Find the disk model's row for an opcode and (where the opcode has them)
+/// a service action, without looking at a CDB.
 #[must_use]
 pub fn find(opcode: u8, service_action: Option<u16>) -> Option<&'static CommandDesc> {
+    find_for(DeviceType::Disk, opcode, service_action)
+}
+
+/// [`find`] for the device model `device`.
+#[must_use]
+pub fn find_for(
+    device: DeviceType,
+    opcode: u8,
+    service_action: Option<u16>,
+) -> Option<&'static CommandDesc> {
     let first = usize::from(index()[usize::from(opcode)]).checked_sub(1)?;
     COMMANDS[first..]
         .iter()
         .take_while(|row| row.opcode == opcode)
+        .filter(|row| row.devices.contains(device))
         .find(|row| row.service_action.is_none() || row.service_action == service_action)
 }
 
-/// Find the row for `cdb`.
+/// The rows of device model `device`, in table order.
+pub fn rows(device: DeviceType) -> impl Iterator<Item = &'static CommandDesc> {
+    COMMANDS.iter().filter(move |r| r.devices.contains(device))
+}
+
+/// Whether any of `device`'s rows for `opcode` has a service action.
+#[must_use]
+pub fn has_service_actions(device: DeviceType, opcode: u8) -> bool {
+    rows(device).any(|r| r.opcode == opcode && r.service_action.is_some())
+}
+
+/// Find the disk model's row for `cdb`.
 ///
 /// # Errors
 ///
@@ -404,21 +474,38 @@ pub fn find(opcode: u8, service_action: Option<u16>) -> Option<&'static CommandD
 /// table; INVALID FIELD IN CDB pointing at the SERVICE ACTION field for a
 /// service action not in the table (SPC-4 §4.2.5.1).
 pub fn lookup(cdb: &[u8]) -> Result<&'static CommandDesc, Sense> {
+    lookup_for(DeviceType::Disk, cdb)
+}
+
+/// [`lookup`] for the device model `device`: a command another model
+/// implements is an INVALID COMMAND OPERATION CODE here.
+///
+/// # Errors
+///
+/// As [`lookup`].
+pub fn lookup_for(device: DeviceType, cdb: &[u8]) -> Result<&'static CommandDesc, Sense> {
     let &opcode = cdb.first().ok_or_else(crate::cdb::invalid_opcode)?;
     if has_service_action(opcode) {
         let Some(&b1) = cdb.get(1) else {
             return Err(Sense::invalid_cdb_field(1, Some(4)));
         };
-        return find(opcode, Some(u16::from(b1 & 0x1f)))
+        if !rows(device).any(|r| r.opcode == opcode) {
+            return Err(crate::cdb::invalid_opcode());
+        }
+        return find_for(device, opcode, Some(u16::from(b1 & 0x1f)))
             .ok_or_else(|| Sense::invalid_cdb_field(1, Some(4)));
     }
-    find(opcode, None).ok_or_else(crate::cdb::invalid_opcode)
+    find_for(device, opcode, None).ok_or_else(crate::cdb::invalid_opcode)
 }
 
-/// The data direction of `cdb`, if its opcode is in the table.
+/// The data direction of `cdb`, if its opcode is in the table (for any
+/// device model: a direction never depends on the model).
 #[must_use]
 pub fn direction_of(cdb: &[u8]) -> Option<DataDirection> {
-    lookup(cdb).ok().map(|row| row.direction)
+    DeviceType::ALL
+        .into_iter()
+        .find_map(|d| lookup_for(d, cdb).ok())
+        .map(|row| row.direction)
 }
 
 #[cfg(test)]
@@ -429,11 +516,18 @@ mod tests {
     fn rows_are_grouped_by_opcode_and_unique() {
         for (i, a) in COMMANDS.iter().enumerate() {
             for b in &COMMANDS[i + 1..] {
+                let shared = DeviceType::ALL
+                    .into_iter()
+                    .any(|d| a.devices.contains(d) && b.devices.contains(d));
                 assert!(
-                    a.opcode != b.opcode || a.service_action != b.service_action,
+                    a.opcode != b.opcode || a.service_action != b.service_action || !shared,
                     "duplicate row {}",
                     a.name
                 );
+                // A direction never depends on the device model.
+                if a.opcode == b.opcode && a.service_action == b.service_action {
+                    assert_eq!(a.direction, b.direction, "{}", a.name);
+                }
             }
             assert_eq!(a.usage[0], a.opcode, "{}", a.name);
             assert!(matches!(a.cdb_len, 6 | 10 | 12 | 16), "{}", a.name);

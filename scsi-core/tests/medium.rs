@@ -7,10 +7,11 @@ mod pr_util;
 
 use futures::executor::block_on;
 use pr_util::*;
+use tgtkit_scsi_core::device::DeviceType;
 use tgtkit_scsi_core::engine::{TmFunction, TmfResponse};
 use tgtkit_scsi_core::sense::{Asc, SenseKey};
 use tgtkit_scsi_core::status::Status;
-use tgtkit_scsi_core::table::{DataDirection, COMMANDS};
+use tgtkit_scsi_core::table::{self, DataDirection};
 use tgtkit_scsi_core::test_utils::{Initiator, Outcome};
 
 const EJECT: [u8; 6] = [0x1b, 0, 0, 0, 0x02, 0];
@@ -77,7 +78,7 @@ fn answers_medium_not_present_for_every_medium_access_while_ejected() {
     good(&a.run(&EJECT, 0));
     good(&a.run(&EJECT, 0)); // already out
     no_medium(&a.run(&TUR, 0));
-    for row in COMMANDS {
+    for row in table::rows(DeviceType::Disk) {
         let mut cdb = [0u8; 16];
         cdb[0] = row.opcode;
         if let Some(sa) = row.service_action {

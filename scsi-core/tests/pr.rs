@@ -7,11 +7,12 @@ mod pr_util;
 use std::sync::Arc;
 
 use pr_util::*;
+use tgtkit_scsi_core::device::DeviceType;
 use tgtkit_scsi_core::engine::ConfigError;
 use tgtkit_scsi_core::pr::{FilePrStore, PrStore};
 use tgtkit_scsi_core::sense::{Asc, SenseKey};
 use tgtkit_scsi_core::status::Status;
-use tgtkit_scsi_core::table::{Handler, COMMANDS};
+use tgtkit_scsi_core::table::{self, Handler};
 use tgtkit_scsi_core::test_utils::Outcome;
 
 #[track_caller]
@@ -552,7 +553,7 @@ fn expected(name: &str) -> Option<[bool; 4]> {
 fn accepts_every_conflict_table_row_under_every_type() {
     let mut rows = 0;
     for ty in TYPES {
-        for row in COMMANDS {
+        for row in table::rows(DeviceType::Disk) {
             if matches!(
                 row.handler,
                 Handler::PersistentReserveOut | Handler::Reserve | Handler::Release

@@ -6,11 +6,12 @@ mod common;
 
 use common::*;
 use tgtkit_scsi_core::backstore::{AtomicLimits, Capabilities};
+use tgtkit_scsi_core::device::DeviceType;
 use tgtkit_scsi_core::engine::{LuConfig, Residual};
 use tgtkit_scsi_core::lun::Lun;
 use tgtkit_scsi_core::sense::{Asc, SenseKey};
 use tgtkit_scsi_core::status::Status;
-use tgtkit_scsi_core::table::COMMANDS;
+use tgtkit_scsi_core::table;
 use tgtkit_scsi_core::test_utils::{Initiator, MemBackstore};
 
 #[test]
@@ -334,8 +335,9 @@ fn reports_exactly_the_table_as_supported_opcodes() {
     let o = a.run(&[0xa3, 0x0c, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096);
     assert_good(&o);
     let len = u32::from_be_bytes(o.data[0..4].try_into().unwrap()) as usize;
-    assert_eq!(len, 8 * COMMANDS.len());
-    for (i, row) in COMMANDS.iter().enumerate() {
+    let rows: Vec<_> = table::rows(DeviceType::Disk).collect();
+    assert_eq!(len, 8 * rows.len());
+    for (i, row) in rows.iter().enumerate() {
         let d = &o.data[4 + 8 * i..12 + 8 * i];
         assert_eq!(d[0], row.opcode);
         assert_eq!(u16::from_be_bytes([d[6], d[7]]), u16::from(row.cdb_len));
@@ -343,7 +345,7 @@ fn reports_exactly_the_table_as_supported_opcodes() {
     // With RCTD every descriptor carries a timeouts descriptor.
     let o = a.run(&[0xa3, 0x0c, 0x80, 0, 0, 0, 0, 0, 0x10, 0, 0, 0], 4096);
     let len = u32::from_be_bytes(o.data[0..4].try_into().unwrap()) as usize;
-    assert_eq!(len, 20 * COMMANDS.len());
+    assert_eq!(len, 20 * rows.len());
     // One command: READ(16) with its usage data.
     let o = a.run(&[0xa3, 0x0c, 1, 0x88, 0, 0, 0, 0, 1, 0, 0, 0], 256);
     assert_eq!(o.data[1] & 7, 3);
@@ -372,7 +374,7 @@ fn leaves_unmap_out_when_the_backstore_cannot_deallocate() {
     let len = u32::from_be_bytes(o.data[0..4].try_into().unwrap()) as usize;
     // UNMAP and SANITIZE BLOCK ERASE need deallocation; SET TARGET PORT
     // GROUPS needs an ALUA policy.
-    assert_eq!(len, 8 * (COMMANDS.len() - 3));
+    assert_eq!(len, 8 * (table::rows(DeviceType::Disk).count() - 3));
     let o = a.run(&[0xa3, 0x0c, 1, 0x42, 0, 0, 0, 0, 1, 0, 0, 0], 256);
     assert_eq!(o.data[1] & 7, 1);
     let o = a.run(&[0xa3, 0x0c, 2, 0x48, 0, 0x02, 0, 0, 1, 0, 0, 0], 256);

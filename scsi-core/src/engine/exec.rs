@@ -92,7 +92,7 @@ impl Target {
         // Unit attentions, reservations and size changes: looked at under
         // the state lock, unless the lock-free summary says there is
         // nothing to look at (the common case).
-        let row = table::lookup(cdb);
+        let row = table::lookup_for(lu.device, cdb);
         let format = if lu.quiet.is_quiet(cmd.nexus, geometry.size) {
             None
         } else {
@@ -472,6 +472,33 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             alloc_len,
         } => spc::xcopy::receive_copy_results(ctx, service_action, list_id, alloc_len),
         Cdb::PreFetch(ref r) => sbc::pre_fetch(ctx, r),
+        Cdb::ReadToc {
+            msf,
+            format,
+            track,
+            alloc_len,
+        } => crate::mmc::read_toc(ctx, msf, format, track, alloc_len),
+        Cdb::GetConfiguration {
+            rt,
+            start,
+            alloc_len,
+        } => crate::mmc::get_configuration(ctx, rt, start, alloc_len),
+        Cdb::GetEventStatus {
+            polled,
+            classes,
+            alloc_len,
+        } => crate::mmc::get_event_status(ctx, polled, classes, alloc_len),
+        Cdb::ReadDiscInformation {
+            data_type,
+            alloc_len,
+        } => crate::mmc::read_disc_information(ctx, data_type, alloc_len),
+        Cdb::ReadTrackInformation {
+            open,
+            address_type,
+            address,
+            alloc_len,
+        } => crate::mmc::read_track_information(ctx, open, address_type, address, alloc_len),
+        Cdb::MechanismStatus { alloc_len } => crate::mmc::mechanism_status(ctx, alloc_len),
         Cdb::StartStopUnit {
             power_condition,
             no_flush,

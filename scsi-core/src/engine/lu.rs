@@ -22,6 +22,7 @@ pub struct LuConfig {
     pub(crate) backstore: Arc<dyn Backstore>,
     pub(crate) read_only: bool,
     pub(crate) removable: bool,
+    pub(crate) device: crate::device::DeviceType,
     pub(crate) serial: Option<String>,
     pub(crate) naa: Option<u64>,
     pub(crate) pr_store: Option<Arc<dyn PrStore>>,
@@ -32,6 +33,7 @@ impl std::fmt::Debug for LuConfig {
         f.debug_struct("LuConfig")
             .field("read_only", &self.read_only)
             .field("removable", &self.removable)
+            .field("device", &self.device)
             .field("serial", &self.serial)
             .field("naa", &self.naa)
             .field("pr_store", &self.pr_store)
@@ -47,6 +49,7 @@ impl LuConfig {
             backstore,
             read_only: false,
             removable: false,
+            device: crate::device::DeviceType::Disk,
             serial: None,
             naa: None,
             pr_store: None,
@@ -76,6 +79,18 @@ impl LuConfig {
     #[must_use]
     pub fn removable(mut self, removable: bool) -> Self {
         self.removable = removable;
+        self
+    }
+
+    /// The device model (default [`DeviceType::Disk`]). A
+    /// [`DeviceType::Cdrom`] unit is always removable and read-only, and
+    /// needs a backstore of 2048-byte logical blocks.
+    ///
+    /// [`DeviceType::Disk`]: crate::device::DeviceType::Disk
+    /// [`DeviceType::Cdrom`]: crate::device::DeviceType::Cdrom
+    #[must_use]
+    pub fn device_type(mut self, device: crate::device::DeviceType) -> Self {
+        self.device = device;
         self
     }
 
@@ -277,6 +292,11 @@ impl LuState {
     /// Take the removable medium out or put it back in.
     pub(crate) fn set_ejected(&mut self, ejected: bool) {
         self.medium.ejected = ejected;
+        self.medium.event = if ejected {
+            crate::mmc::MEDIA_REMOVAL
+        } else {
+            crate::mmc::NEW_MEDIA
+        };
         self.note_unready();
     }
 
@@ -417,6 +437,7 @@ pub(crate) struct LogicalUnit {
     pub backstore: LuBackstore,
     pub read_only: bool,
     pub removable: bool,
+    pub device: crate::device::DeviceType,
     pub serial: String,
     pub naa: u64,
     pub state: Mutex<LuState>,
@@ -450,6 +471,7 @@ impl LogicalUnit {
         };
         let geometry = config.backstore.geometry();
         let caps = config.backstore.capabilities();
+        let model = config.device.model();
         let hash = fnv1a(target_name.as_bytes(), u64::from(index));
         let serial = config
             .serial
@@ -459,8 +481,9 @@ impl LogicalUnit {
             config.backstore.write_cache() && caps.contains(Capabilities::WRITE_CACHE);
         let quiet = Arc::new(Quiet::new(geometry.size, pr.reservation.is_some()));
         Ok(Self {
-            read_only: config.read_only || geometry.read_only,
-            removable: config.removable,
+            read_only: config.read_only || geometry.read_only || model.read_only,
+            removable: config.removable || model.removable,
+            device: config.device,
             backstore: LuBackstore(config.backstore),
             serial,
             naa,

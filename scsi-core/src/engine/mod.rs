@@ -208,6 +208,16 @@ impl Target {
         {
             return Err(ConfigError::BadGeometry("physical block size"));
         }
+        if config
+            .device
+            .model()
+            .block_size
+            .is_some_and(|b| b != g.logical_block_size)
+        {
+            return Err(ConfigError::BadGeometry(
+                "logical block size is not the device type's",
+            ));
+        }
         if g.size % u64::from(g.logical_block_size) != 0 {
             return Err(ConfigError::BadGeometry(
                 "size is not a multiple of the block size",

@@ -23,6 +23,9 @@ pub(crate) struct Medium {
     pub ejected: bool,
     /// The nexuses preventing its removal.
     pub prevent: HashSet<NexusId>,
+    /// The media event not yet reported by GET EVENT STATUS NOTIFICATION
+    /// (MMC-6 §6.7.2.5: 0 none, 2 new media, 3 media removal).
+    pub event: u8,
 }
 
 /// NOT READY, MEDIUM NOT PRESENT.

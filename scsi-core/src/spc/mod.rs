@@ -9,6 +9,7 @@ mod vpd;
 pub(crate) mod xcopy;
 
 use crate::cdb::Cdb;
+use crate::device::DeviceType;
 use crate::engine::exec::{Ctx, Outcome, Xfer};
 use crate::engine::Target;
 use crate::lun::Lun;
@@ -25,8 +26,15 @@ fn ascii(out: &mut [u8], s: &str) {
     }
 }
 
-/// Standard INQUIRY data (SPC-4 §6.6.2) with peripheral byte `peripheral`.
-fn standard_inquiry(target: &Target, peripheral: u8, removable: bool) -> Vec<u8> {
+/// Standard INQUIRY data (SPC-4 §6.6.2) with peripheral byte `peripheral`,
+/// for a logical unit of model `device`.
+fn standard_inquiry(
+    target: &Target,
+    peripheral: u8,
+    removable: bool,
+    device: DeviceType,
+) -> Vec<u8> {
+    let model = device.model();
     let mut d = vec![0u8; 66];
     d[0] = peripheral;
     d[1] = if removable { 0x80 } else { 0 }; // RMB
@@ -39,7 +47,7 @@ fn standard_inquiry(target: &Target, peripheral: u8, removable: bool) -> Vec<u8>
     } else {
         0x10
     };
-    if peripheral == 0x00 {
+    if model.copy_manager && peripheral & 0xe0 == 0 {
         d[5] |= 0x08; // 3PC: the disk model is a copy manager (xcopy)
     }
     d[7] = 0x02; // CMDQUE
@@ -47,8 +55,8 @@ fn standard_inquiry(target: &Target, peripheral: u8, removable: bool) -> Vec<u8>
     ascii(&mut d[8..16], &cfg.vendor);
     ascii(&mut d[16..32], &cfg.product);
     ascii(&mut d[32..36], &cfg.revision);
-    // Version descriptors (SPC-4 table 143): SAM-5, SPC-4, SBC-3.
-    for (i, v) in [0x00a0u16, 0x0460, 0x04c0].iter().enumerate() {
+    // Version descriptors (SPC-4 table 143).
+    for (i, v) in model.versions.iter().enumerate() {
         d[58 + 2 * i..60 + 2 * i].copy_from_slice(&v.to_be_bytes());
     }
     d
@@ -57,7 +65,7 @@ fn standard_inquiry(target: &Target, peripheral: u8, removable: bool) -> Vec<u8>
 /// INQUIRY data for a LUN with no logical unit: peripheral qualifier 011b,
 /// device type 1Fh (SPC-4 §6.6.2 table 141).
 pub(crate) fn inquiry_no_lu(target: &Target) -> Vec<u8> {
-    standard_inquiry(target, 0x7f, false)
+    standard_inquiry(target, 0x7f, false, DeviceType::Disk)
 }
 
 /// INQUIRY (SPC-4 §6.6).
@@ -67,7 +75,13 @@ pub(crate) fn inquiry(ctx: &Ctx<'_>, evpd: bool, page: u8, alloc_len: u16) -> Ou
             // SPC-4 §6.6.1: PAGE CODE must be zero when EVPD is zero.
             return Err(Sense::invalid_cdb_field(2, None));
         }
-        let data = standard_inquiry(ctx.target, 0x00, ctx.lu.removable);
+        let device = ctx.lu.device;
+        let data = standard_inquiry(
+            ctx.target,
+            device.peripheral_type(),
+            ctx.lu.removable,
+            device,
+        );
         return Ok(ctx.data_in(&data, usize::from(alloc_len)));
     }
     let data = vpd::page(ctx, page).ok_or_else(|| Sense::invalid_cdb_field(2, None))?;

@@ -1,6 +1,7 @@
-//! Mode parameters (SPC-4 §7.5, SBC-4 §6.5): MODE SENSE and MODE SELECT
-//! for the Read-Write Error Recovery (01h), Caching (08h), Control (0Ah) and
-//! Informational Exceptions Control (1Ch) pages.
+//! Mode parameters (SPC-4 §7.5, SBC-4 §6.5, MMC-6 §7): MODE SENSE and MODE
+//! SELECT for the Read-Write Error Recovery (01h), Caching (08h), Control
+//! (0Ah), Informational Exceptions Control (1Ch) and MM Capabilities (2Ah)
+//! pages, each device model serving its own list of them.
 //!
 //! Each page is built from the logical unit's [`ModeParams`] in one of three
 //! forms (current, changeable mask, default); saved values are not
@@ -13,9 +14,6 @@ use crate::engine::exec::{Ctx, Outcome, Xfer};
 use crate::engine::lu::ModeParams;
 use crate::sense::{Asc, Sense};
 
-/// Page codes we implement, ascending (the order MODE SENSE 3Fh returns).
-const PAGES: &[u8] = &[0x01, 0x08, 0x0a, 0x1c];
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Form {
     Current,
@@ -23,7 +21,7 @@ enum Form {
     Default,
 }
 
-fn build(code: u8, form: Form, p: &ModeParams, wce_changeable: bool) -> Vec<u8> {
+fn build(code: u8, form: Form, p: &ModeParams, wce_changeable: bool, locked: bool) -> Vec<u8> {
     let changeable = form == Form::Changeable;
     let def = ModeParams::defaults(p.wce);
     let v = match form {
@@ -65,6 +63,7 @@ fn build(code: u8, form: Form, p: &ModeParams, wce_changeable: bool) -> Vec<u8> 
             }
             d
         }
+        0x2a => crate::mmc::capabilities_page(changeable, locked),
         0x1c => {
             let mut d = vec![0u8; 12];
             if !changeable {
@@ -105,19 +104,25 @@ pub(crate) fn sense(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
     if subpage != 0x00 && subpage != 0xff {
         return Err(Sense::invalid_cdb_field(3, None));
     }
-    let params = ctx.lu.state().mode;
+    let (params, locked) = {
+        let state = ctx.lu.state();
+        (state.mode, !state.medium.prevent.is_empty())
+    };
     let wce_changeable = ctx
         .lu
         .backstore
         .capabilities()
         .contains(Capabilities::WRITE_CACHE_TOGGLE);
+    // The page codes of the unit's device model, ascending (the order MODE
+    // SENSE 3Fh returns).
+    let known = ctx.lu.device.model().mode_pages;
     let mut pages = Vec::new();
     if page == 0x3f {
-        for &code in PAGES {
-            pages.extend(build(code, form, &params, wce_changeable));
+        for &code in known {
+            pages.extend(build(code, form, &params, wce_changeable, locked));
         }
-    } else if PAGES.contains(&page) {
-        pages.extend(build(page, form, &params, wce_changeable));
+    } else if known.contains(&page) {
+        pages.extend(build(page, form, &params, wce_changeable, locked));
     } else {
         return Err(Sense::invalid_cdb_field(2, Some(5)));
     }
@@ -139,9 +144,13 @@ pub(crate) fn sense(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
         b[5..8].copy_from_slice(&g.logical_block_size.to_be_bytes()[1..]);
         b
     };
-    // DEVICE-SPECIFIC PARAMETER (SBC-4 §6.5.1): WP and DPOFUA.
+    // DEVICE-SPECIFIC PARAMETER (SBC-4 §6.5.1): WP and DPOFUA; reserved
+    // for a CD/DVD device (MMC-6 §7.2.2).
     let wp = ctx.lu.read_only || params.swp;
-    let dsp = if wp { 0x80 } else { 0 } | 0x10;
+    let dsp = match ctx.lu.device {
+        crate::device::DeviceType::Cdrom => 0,
+        _ => (if wp { 0x80 } else { 0 }) | 0x10,
+    };
     let mut d = Vec::with_capacity(8 + bd.len() + pages.len());
     if long {
         let len = 6 + bd.len() + pages.len();
@@ -224,7 +233,10 @@ pub(crate) async fn select(
 
     let caps = ctx.lu.backstore.capabilities();
     let wce_changeable = caps.contains(Capabilities::WRITE_CACHE_TOGGLE);
-    let old = ctx.lu.state().mode;
+    let (old, locked) = {
+        let state = ctx.lu.state();
+        (state.mode, !state.medium.prevent.is_empty())
+    };
     let mut new = old;
     while at < param_len {
         if at + 2 > param_len {
@@ -238,7 +250,11 @@ pub(crate) async fn select(
                 Some(6),
             ));
         }
-        let ours = build(code, Form::Current, &old, wce_changeable);
+        let ours = if ctx.lu.device.model().mode_pages.contains(&code) {
+            build(code, Form::Current, &old, wce_changeable, locked)
+        } else {
+            Vec::new()
+        };
         if ours.is_empty() {
             return Err(Sense::invalid_param_field(
                 u16::try_from(at).unwrap_or(0),
@@ -255,7 +271,7 @@ pub(crate) async fn select(
         if at + len > param_len {
             return Err(Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR));
         }
-        let mask = build(code, Form::Changeable, &old, wce_changeable);
+        let mask = build(code, Form::Changeable, &old, wce_changeable, locked);
         let page = &p[at..at + len];
         for i in 2..len {
             if (page[i] ^ ours[i]) & !mask[i] != 0 {

@@ -9,6 +9,9 @@ use crate::table::{self, CommandDesc, Handler, COMMANDS};
 /// Whether the logical unit really supports `row` (UNMAP needs a backstore
 /// that can deallocate, WRITE ATOMIC one with atomic writes).
 fn supported_here(ctx: &Ctx<'_>, row: &CommandDesc) -> bool {
+    if !row.devices.contains(ctx.lu.device) {
+        return false;
+    }
     match row.handler {
         Handler::Unmap => ctx
             .lu
@@ -56,11 +59,8 @@ pub(crate) fn report(
     alloc_len: u32,
 ) -> Outcome {
     let alloc_len = alloc_len as usize;
-    let has_sa = |op: u8| {
-        COMMANDS
-            .iter()
-            .any(|r| r.opcode == op && r.service_action.is_some())
-    };
+    let device = ctx.lu.device;
+    let has_sa = |op: u8| table::has_service_actions(device, op);
     let one = |row: Option<&CommandDesc>| -> Vec<u8> {
         let mut d = vec![0u8; 4];
         match row.filter(|r| supported_here(ctx, r)) {
@@ -103,21 +103,21 @@ pub(crate) fn report(
             if has_sa(opcode) {
                 return Err(Sense::invalid_cdb_field(2, Some(0)));
             }
-            one(table::find(opcode, None))
+            one(table::find_for(device, opcode, None))
         }
         2 => {
             if !has_sa(opcode) {
                 return Err(Sense::invalid_cdb_field(2, Some(0)));
             }
-            one(table::find(opcode, Some(service_action)))
+            one(table::find_for(device, opcode, Some(service_action)))
         }
         3 => {
             if has_sa(opcode) {
-                one(table::find(opcode, Some(service_action)))
+                one(table::find_for(device, opcode, Some(service_action)))
             } else if service_action != 0 {
                 one(None)
             } else {
-                one(table::find(opcode, None))
+                one(table::find_for(device, opcode, None))
             }
         }
         _ => return Err(Sense::invalid_cdb_field(2, Some(0))),

@@ -3,13 +3,16 @@
 use crate::backstore::Capabilities;
 use crate::engine::exec::Ctx;
 
-/// The pages we return, in ascending order (SPC-4 §7.8.13).
-const SUPPORTED: &[u8] = &[0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2];
-
 /// The VPD page `code`, or `None` if not supported.
 pub(crate) fn page(ctx: &Ctx<'_>, code: u8) -> Option<Vec<u8>> {
+    // The pages of the unit's device model, in ascending order (SPC-4
+    // §7.8.13).
+    let supported = ctx.lu.device.model().vpd_pages;
+    if !supported.contains(&code) {
+        return None;
+    }
     let body = match code {
-        0x00 => SUPPORTED.to_vec(),
+        0x00 => supported.to_vec(),
         0x80 => ctx.lu.serial.as_bytes().to_vec(),
         0x83 => device_identification(ctx),
         0x86 => extended_inquiry(ctx),
