@@ -3,13 +3,14 @@
 # layout test (linux-libc-dev), and for the VM test (scripts/vm-tcmu/run.sh)
 # QEMU from bookworm-backports (bookworm's own 7.2 would replace the
 # backports qemu-utils), busybox-static, kmod (depmod), and the guest tools
-# sg3-utils, fio, e2fsprogs, libiscsi-bin, and the shared libraries the
+# sg3-utils, fio, e2fsprogs, libiscsi-bin, xorriso (the ISO image the sr
+# driver mounts), and the shared libraries the
 # guest's tcmu-runner links (glib, kmod, libnl-genl). Idempotent and quiet.
 set -euo pipefail
 
 need=()
 want() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "ok installed" || need+=("$1"); }
-for p in linux-libc-dev gcc busybox-static kmod sg3-utils fio e2fsprogs libiscsi-bin xz-utils libglib2.0-0 libkmod2 libnl-genl-3-200 zlib1g; do want "$p"; done
+for p in linux-libc-dev gcc busybox-static kmod sg3-utils fio e2fsprogs libiscsi-bin xorriso xz-utils libglib2.0-0 libkmod2 libnl-genl-3-200 zlib1g; do want "$p"; done
 bp=()
 for p in qemu-system-x86 qemu-system-common qemu-system-data; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || bp+=("$p")

@@ -1,6 +1,8 @@
 //! `--lun SPEC` and `USER:SECRET` flag parsing shared by the example targets.
 //!
-//! A LUN spec is `ram:SIZE`, `file:PATH` or `qcow2:PATH`, optionally
+//! A LUN spec is `ram:SIZE`, `file:PATH`, `qcow2:PATH` or `cdrom:PATH` (an
+//! ISO image served read-only as a CD/DVD device, 2048-byte blocks, whose
+//! tray START STOP UNIT opens and closes), optionally
 //! followed by options: `,ro` for a read-only logical unit, `,removable`
 //! for a removable medium (START STOP UNIT ejects and loads it, PREVENT
 //! ALLOW MEDIUM REMOVAL locks it in), `,pbs=BYTES` for a physical block
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use tgtkit_backstores::qcow2::{Qcow2Backstore, Qcow2Options};
 use tgtkit_backstores::{FileOptions, IoEngine, RamOptions};
 use tgtkit_scsi_core::backstore::Backstore;
+use tgtkit_scsi_core::device::DeviceType;
 use tgtkit_scsi_core::engine::LuConfig;
 
 /// Where a logical unit's data lives.
@@ -26,6 +29,8 @@ pub enum LunKind {
     File(PathBuf),
     /// A qcow2 image (with its backing chain).
     Qcow2(PathBuf),
+    /// An ISO image, served as a read-only CD/DVD device.
+    Cdrom(PathBuf),
 }
 
 /// A parsed `--lun` value.
@@ -44,8 +49,8 @@ pub struct LunSpec {
 /// A malformed flag value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    /// Not `ram:`, `file:` or `qcow2:`.
-    #[error("unknown LUN kind in {0:?} (expected ram:SIZE, file:PATH or qcow2:PATH)")]
+    /// Not `ram:`, `file:`, `qcow2:` or `cdrom:`.
+    #[error("unknown LUN kind in {0:?} (expected ram:SIZE, file:PATH, qcow2:PATH or cdrom:PATH)")]
     Kind(String),
     /// A size that does not parse or is zero.
     #[error("invalid size {0:?}")]
@@ -109,7 +114,12 @@ impl FromStr for LunSpec {
                     }
                     // Not an option: part of a path with a comma in it, or
                     // garbage the kind's own parser will refuse.
-                    None if body.starts_with("file:") || body.starts_with("qcow2:") => break,
+                    None if ["file:", "qcow2:", "cdrom:"]
+                        .iter()
+                        .any(|k| body.starts_with(k)) =>
+                    {
+                        break
+                    }
                     None => return Err(SpecError::Option(o.to_owned())),
                 },
             }
@@ -119,6 +129,7 @@ impl FromStr for LunSpec {
             Some(("ram", size)) => LunKind::Ram(parse_size(size)?),
             Some(("file", path)) if !path.is_empty() => LunKind::File(path.into()),
             Some(("qcow2", path)) if !path.is_empty() => LunKind::Qcow2(path.into()),
+            Some(("cdrom", path)) if !path.is_empty() => LunKind::Cdrom(path.into()),
             _ => return Err(SpecError::Kind(s.to_owned())),
         };
         Ok(Self {
@@ -136,6 +147,7 @@ impl fmt::Display for LunSpec {
             LunKind::Ram(n) => write!(f, "ram:{n}")?,
             LunKind::File(p) => write!(f, "file:{}", p.display())?,
             LunKind::Qcow2(p) => write!(f, "qcow2:{}", p.display())?,
+            LunKind::Cdrom(p) => write!(f, "cdrom:{}", p.display())?,
         }
         if self.read_only {
             f.write_str(",ro")?;
@@ -163,12 +175,18 @@ impl LunSpec {
     }
 
     /// The logical unit configuration for `backstore` with this spec's
-    /// options (`ro`, `removable`).
+    /// options (`ro`, `removable`) and device type (a CD/DVD device for
+    /// `cdrom:`).
     #[must_use]
     pub fn lu_config(&self, backstore: Arc<dyn Backstore>) -> LuConfig {
+        let device = match self.kind {
+            LunKind::Cdrom(_) => DeviceType::Cdrom,
+            _ => DeviceType::Disk,
+        };
         LuConfig::new(backstore)
             .read_only(self.read_only)
             .removable(self.removable)
+            .device_type(device)
     }
 
     /// Open the backstore this spec names (files on io_uring if asked).
@@ -193,6 +211,12 @@ impl LunSpec {
                 } else {
                     IoEngine::ThreadPool
                 })
+                .open(path)
+                .map(|b| Arc::new(b) as Arc<dyn Backstore>)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            LunKind::Cdrom(path) => FileOptions::new()
+                .read_only(true)
+                .logical_block_size(2048)
                 .open(path)
                 .map(|b| Arc::new(b) as Arc<dyn Backstore>)
                 .map_err(|e| format!("{}: {e}", path.display())),
@@ -253,6 +277,9 @@ mod tests {
         let spec: LunSpec = "file:/y.img,removable".parse().unwrap();
         assert!(spec.removable && !spec.read_only);
         assert_eq!(spec.to_string(), "file:/y.img,removable");
+        let spec: LunSpec = "cdrom:/srv/debian.iso".parse().unwrap();
+        assert_eq!(spec.kind, LunKind::Cdrom("/srv/debian.iso".into()));
+        assert_eq!(spec.to_string(), "cdrom:/srv/debian.iso");
         let spec: LunSpec = "file:/x.img,pbs=4K,ro".parse().unwrap();
         assert_eq!(spec.physical_block_size, Some(4096));
         assert!(spec.read_only);

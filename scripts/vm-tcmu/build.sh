@@ -57,7 +57,7 @@ for app in $("$root/bin/busybox" --list); do
 done
 
 # Modules in dependency order.
-want="configfs uio crc32c_generic libcrc32c target_core_mod target_core_user target_core_file tcm_loop scsi_mod sd_mod sg ext4 brd"
+want="configfs uio crc32c_generic libcrc32c target_core_mod target_core_user target_core_file tcm_loop scsi_mod sd_mod sg ext4 brd cdrom sr_mod isofs"
 dep="$kroot/lib/modules/$kver/modules.dep"
 order=()
 add() {
@@ -91,7 +91,7 @@ copy_bin() {
     [ -e "$root$lib" ] || cp -L "$lib" "$root$lib"
   done
 }
-for b in sg_inq sg_readcap sg_vpd sg_turs sg_persist fio iscsi-test-cu; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
+for b in sg_inq sg_readcap sg_vpd sg_turs sg_persist sg_get_config sg_start sg_raw fio iscsi-test-cu; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
 for b in mkfs.ext4 e2fsck mke2fs; do copy_bin "$(command -v $b)" "/usr/sbin/$b"; done
 # The dynamic loader, wherever ldd listed it.
 for l in /lib64/ld-linux-x86-64.so.2; do mkdir -p "$root$(dirname $l)"; cp -L "$l" "$root$l"; done
@@ -120,6 +120,14 @@ cp "$kroot/lib/modules/$kver"/modules.* "$root/lib/modules/$kver/"
 # The image both qcow handlers are measured on (copied twice in the guest).
 mkdir -p "$root/srv"
 qemu-img create -q -f qcow2 -o cluster_size=65536 "$root/srv/empty.qcow2" 128M
+
+# An ISO 9660 image for the cdrom handler (the sr driver mounts it in the
+# guest) and the files it holds, to compare with what the mount reads.
+iso_src="$root/srv/iso-src"
+mkdir -p "$iso_src/dir"
+head -c $((3 * 1024 * 1024 + 777)) /dev/urandom > "$iso_src/random.bin"
+echo "read through tgtkit's MMC device model" > "$iso_src/dir/hello.txt"
+xorriso -as mkisofs -quiet -V TGTKIT_CD -R -o "$root/srv/test.iso" "$iso_src" 2>/dev/null
 
 cp "$here/guest-init.sh" "$root/init"
 chmod +x "$root/init"

@@ -197,6 +197,55 @@ check pr-aptpl-key-survives-handler-restart grep -q "0xabc123" /tmp/prk.txt
 check pr-aptpl-reservation-survives-handler-restart sh -c "grep -q 'Key=0xabc123' /tmp/prr.txt && grep -qi 'Write Exclusive' /tmp/prr.txt"
 check pr-clear sh -c "sg_persist --out --clear --param-rk=0xabc123 $SD && sg_persist --in --read-keys $SD | grep -q 'there are NO registered'"
 
+# --- cdrom: an ISO image through the sr driver ------------------------------
+# dev_config cdrom//srv/test.iso: the MMC device model (read-only, 2048-byte
+# blocks) on tcm_loop LUN 5. Linux's sr reads INQUIRY (PDT 5), READ
+# CAPACITY, MODE SENSE page 2Ah, READ TOC and GET EVENT STATUS NOTIFICATION
+# before isofs mounts it.
+CD=$C/core/user_0/cd0
+ISO=/srv/test.iso
+mkdir -p $CD
+echo -n "dev_size=$(stat -c %s $ISO)" > $CD/control
+echo -n "dev_config=cdrom/$ISO" > $CD/control
+echo -n "hw_block_size=2048" > $CD/control
+echo 1 > $CD/enable || fail enable-cdrom-device
+for i in $(seq 1 50); do grep -q "serving TCMU device.*dev=cd0" /tmp/handler.log && break; sleep 0.2; done
+check cdrom-handler-serves grep -q "serving TCMU device.*dev=cd0" /tmp/handler.log
+mkdir -p $T/lun/lun_5
+ln -s $CD $T/lun/lun_5/cd
+SR=
+for i in $(seq 1 150); do
+  for d in /sys/bus/scsi/devices/*:5; do
+    [ -d "$d/block" ] && SR=/dev/$(ls "$d/block" | head -1)
+  done
+  [ -n "$SR" ] && [ -b "$SR" ] && break
+  sleep 0.2
+done
+check sr-driver-binds sh -c "[ -n '$SR' ] && [ -b '$SR' ] && case '$SR' in /dev/sr*) true ;; *) false ;; esac"
+echo "cdrom $SR"
+sg_turs $SR > /dev/null 2>&1; sg_turs $SR > /dev/null 2>&1
+check cdrom-inquiry-pdt-5 sh -c "sg_inq $SR | grep -q 'PDT=5 '"
+check cdrom-readcap-2048 sh -c "sg_readcap $SR | grep -q 'Logical block length=2048 bytes'"
+check cdrom-sr-read-capabilities-page sh -c "dmesg | grep -q 'scsi3-mmc drive'"
+sg_get_config $SR > /tmp/gc.txt 2>&1
+check cdrom-get-config-cd-rom-profile grep -qi "Current profile: CD-ROM" /tmp/gc.txt
+mkdir -p /mnt/cd
+check cdrom-mount-iso9660 mount -t iso9660 -o ro $SR /mnt/cd
+check cdrom-files-intact sh -c "cmp /srv/iso-src/random.bin /mnt/cd/random.bin && cmp /srv/iso-src/dir/hello.txt /mnt/cd/dir/hello.txt"
+umount /mnt/cd
+check cdrom-eject sg_start --eject $SR
+check cdrom-medium-not-present-after-eject sh -c "sg_turs -v $SR 2>&1 | tee /dev/stderr | grep -qi 'medium not present'"
+check cdrom-load sg_start --load $SR
+sg_turs $SR > /dev/null 2>&1; sg_turs $SR > /dev/null 2>&1
+check cdrom-remount-after-load sh -c "mount -t iso9660 -o ro $SR /mnt/cd && cmp /srv/iso-src/random.bin /mnt/cd/random.bin && umount /mnt/cd"
+# WRITE(10) is not a CD-ROM drive's command: INVALID COMMAND OPERATION CODE.
+sg_raw -s 2048 -i /srv/test.iso $SR 2a 00 00 00 00 00 00 00 01 00 > /tmp/cd-w.txt 2>&1
+check cdrom-refuses-writes grep -qi "invalid command operation code" /tmp/cd-w.txt
+rm $T/lun/lun_5/cd; rmdir $T/lun/lun_5
+rmdir $CD
+# LUN 5 came and went: LIO queued REPORTED LUNS DATA HAS CHANGED on LUN 0.
+sg_turs $SD > /dev/null 2>&1; sg_turs $SD > /dev/null 2>&1
+
 fi # SKIP_FUNCTIONAL
 
 # --- libiscsi's test suite through SG_IO ------------------------------------

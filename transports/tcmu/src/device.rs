@@ -578,7 +578,8 @@ impl Device {
         let mut config = config.clone();
         config.name = format!("{}:{}", config.name, name.dev);
         let target = Target::new(config);
-        let mut lu = LuConfig::new(backstore.clone() as Arc<_>);
+        let mut lu = LuConfig::new(backstore.clone() as Arc<_>)
+            .device_type(handlers.device_type(&spec.subtype));
         if let Some(store) = handlers.pr_store(&spec) {
             lu = lu.persist_reservations(store);
         }

@@ -21,6 +21,7 @@ use tgtkit_scsi_core::backstore::{
     Backstore, Capabilities, Extent, Geometry, IoError, IoResult, WriteFlags,
 };
 use tgtkit_scsi_core::buffer::DataBuffer;
+use tgtkit_scsi_core::device::DeviceType;
 use tgtkit_scsi_core::pr::{FilePrStore, PrStore};
 
 /// What a handler gets to open a device's backstore.
@@ -104,7 +105,7 @@ pub type OpenFn = Box<dyn Fn(&DeviceSpec) -> Result<Opened, HandlerError> + Send
 /// The registered handlers, by subtype.
 #[derive(Default)]
 pub struct Handlers {
-    map: BTreeMap<String, OpenFn>,
+    map: BTreeMap<String, (OpenFn, DeviceType)>,
     pr_dir: Option<PathBuf>,
 }
 
@@ -124,10 +125,23 @@ impl Handlers {
         Self::default()
     }
 
-    /// Register (or replace) the handler for `subtype`.
+    /// Register (or replace) the handler for `subtype`, serving disks.
     pub fn register(&mut self, subtype: &str, open: OpenFn) -> &mut Self {
-        self.map.insert(subtype.to_owned(), open);
+        self.register_as(subtype, DeviceType::Disk, open)
+    }
+
+    /// Register (or replace) the handler for `subtype`, whose devices are
+    /// served as `device` (a CD/DVD device for an ISO image, say).
+    pub fn register_as(&mut self, subtype: &str, device: DeviceType, open: OpenFn) -> &mut Self {
+        self.map.insert(subtype.to_owned(), (open, device));
         self
+    }
+
+    /// The device model `subtype`'s devices are served as (a disk for an
+    /// unknown subtype, which [`open`](Self::open) refuses anyway).
+    #[must_use]
+    pub fn device_type(&self, subtype: &str) -> DeviceType {
+        self.map.get(subtype).map_or(DeviceType::Disk, |(_, d)| *d)
     }
 
     /// Keep each device's persistent reservations (when an initiator sets
@@ -166,13 +180,13 @@ impl Handlers {
     /// [`HandlerError::UnknownSubtype`] if no handler matches; the handler's
     /// own errors otherwise.
     pub fn open(&self, spec: &DeviceSpec) -> Result<Arc<SizedBackstore>, HandlerError> {
-        let open = self
-            .map
-            .get(&spec.subtype)
-            .ok_or_else(|| HandlerError::UnknownSubtype {
-                subtype: spec.subtype.clone(),
-                known: self.subtypes().collect::<Vec<_>>().join(","),
-            })?;
+        let (open, _) =
+            self.map
+                .get(&spec.subtype)
+                .ok_or_else(|| HandlerError::UnknownSubtype {
+                    subtype: spec.subtype.clone(),
+                    known: self.subtypes().collect::<Vec<_>>().join(","),
+                })?;
         let opened = open(spec)?;
         let mut sized = SizedBackstore::new(opened.backstore, spec.size, spec.write_cache);
         sized.resize = opened.resize;
@@ -182,7 +196,9 @@ impl Handlers {
 
 /// The standard handlers: `file/<path>` (a regular file, created and grown
 /// to `dev_size` when smaller, or a block device), `ram/<size>` (a sparse
-/// ram disk of `<size>`, or of `dev_size` when empty) and, with the `qcow2`
+/// ram disk of `<size>`, or of `dev_size` when empty), `cdrom/<path>` (an
+/// ISO image, read-only, served as a CD/DVD device of 2048-byte blocks;
+/// the device's `hw_block_size` must be 2048) and, with the `qcow2`
 /// feature, `qcow/<path>` (a qcow2 image, as tcmu-runner names it).
 #[cfg(feature = "backstores")]
 #[must_use]
@@ -190,6 +206,7 @@ pub fn standard() -> Handlers {
     let mut h = Handlers::new();
     h.register("file", Box::new(open_file));
     h.register("ram", Box::new(open_ram));
+    h.register_as("cdrom", DeviceType::Cdrom, Box::new(open_cdrom));
     #[cfg(feature = "qcow2")]
     h.register("qcow", Box::new(open_qcow2));
     h
@@ -258,6 +275,33 @@ fn open_file(spec: &DeviceSpec) -> Result<Opened, HandlerError> {
         backstore: file,
         resize,
     })
+}
+
+#[cfg(feature = "backstores")]
+fn open_cdrom(spec: &DeviceSpec) -> Result<Opened, HandlerError> {
+    use tgtkit_backstores::file::FileOptions;
+    let path = std::path::Path::new(&spec.argument);
+    if !path.is_absolute() || spec.block_size != 2048 {
+        // The kernel sizes the device in hw_block_size blocks: it must be
+        // the CD/DVD block of 2048 bytes.
+        return Err(HandlerError::BadArgument(format!(
+            "{} (hw_block_size {}; a cdrom needs an absolute path and 2048)",
+            spec.argument, spec.block_size
+        )));
+    }
+    let image = FileOptions::new()
+        .read_only(true)
+        .logical_block_size(2048)
+        .open(path)
+        .map_err(|e| HandlerError::Open(Box::new(e)))?;
+    if spec.size > image.geometry().size {
+        // A disc cannot grow: reads past the image would fail.
+        return Err(HandlerError::BadArgument(format!(
+            "{}: dev_size {} is larger than the image",
+            spec.argument, spec.size
+        )));
+    }
+    Ok(Opened::fixed(Arc::new(image)))
 }
 
 #[cfg(feature = "backstores")]
@@ -553,6 +597,28 @@ mod tests {
             h.open(&spec("ram", "much", 0)),
             Err(HandlerError::BadArgument(_))
         ));
+    }
+
+    #[cfg(feature = "backstores")]
+    #[test]
+    fn serves_an_iso_image_as_a_read_only_cdrom() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disc.iso");
+        std::fs::write(&path, vec![0x11; 2048 * 10]).unwrap();
+        let h = standard();
+        assert_eq!(h.device_type("cdrom"), DeviceType::Cdrom);
+        assert_eq!(h.device_type("file"), DeviceType::Disk);
+        let mut s = spec("cdrom", path.to_str().unwrap(), 0);
+        assert!(matches!(h.open(&s), Err(HandlerError::BadArgument(_))));
+        s.block_size = 2048;
+        let disc = h.open(&s).unwrap();
+        let g = disc.geometry();
+        assert_eq!((g.size, g.logical_block_size), (2048 * 10, 2048));
+        assert!(g.read_only);
+        // Never grown to dev_size, never written.
+        s.size = 2048 * 11;
+        assert!(matches!(h.open(&s), Err(HandlerError::BadArgument(_))));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 2048 * 10);
     }
 
     #[test]
