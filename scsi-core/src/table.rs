@@ -406,21 +406,6 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::MECHANISM_STATUS, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, CTL]),
 ];
 
-/// Opcodes whose byte 1 bits 4-0 hold a service action.
-fn has_service_action(opcode: u8) -> bool {
-    matches!(
-        opcode,
-        op::SERVICE_ACTION_IN_16
-            | op::MAINTENANCE_IN
-            | op::MAINTENANCE_OUT
-            | op::PERSISTENT_RESERVE_IN
-            | op::PERSISTENT_RESERVE_OUT
-            | op::EXTENDED_COPY
-            | op::RECEIVE_COPY_RESULTS
-            | op::SANITIZE
-    )
-}
-
 /// For each opcode, the index of its first row plus one (0 = none).
 fn index() -> &'static [u8; 256] {
     static INDEX: OnceLock<[u8; 256]> = OnceLock::new();
@@ -447,12 +432,19 @@ pub fn find_for(
     opcode: u8,
     service_action: Option<u16>,
 ) -> Option<&'static CommandDesc> {
-    let first = usize::from(index()[usize::from(opcode)]).checked_sub(1)?;
-    COMMANDS[first..]
-        .iter()
-        .take_while(|row| row.opcode == opcode)
+    of_opcode(opcode)
         .filter(|row| row.devices.contains(device))
         .find(|row| row.service_action.is_none() || row.service_action == service_action)
+}
+
+/// Every model's rows for `opcode` (adjacent in the table, found by the
+/// index).
+fn of_opcode(opcode: u8) -> impl Iterator<Item = &'static CommandDesc> {
+    let first = usize::from(index()[usize::from(opcode)]).checked_sub(1);
+    first
+        .map_or(&[][..], |f| &COMMANDS[f..])
+        .iter()
+        .take_while(move |row| row.opcode == opcode)
 }
 
 /// The rows of device model `device`, in table order.
@@ -463,7 +455,7 @@ pub fn rows(device: DeviceType) -> impl Iterator<Item = &'static CommandDesc> {
 /// Whether any of `device`'s rows for `opcode` has a service action.
 #[must_use]
 pub fn has_service_actions(device: DeviceType, opcode: u8) -> bool {
-    rows(device).any(|r| r.opcode == opcode && r.service_action.is_some())
+    of_opcode(opcode).any(|r| r.devices.contains(device) && r.service_action.is_some())
 }
 
 /// Find the disk model's row for `cdb`.
@@ -485,11 +477,13 @@ pub fn lookup(cdb: &[u8]) -> Result<&'static CommandDesc, Sense> {
 /// As [`lookup`].
 pub fn lookup_for(device: DeviceType, cdb: &[u8]) -> Result<&'static CommandDesc, Sense> {
     let &opcode = cdb.first().ok_or_else(crate::cdb::invalid_opcode)?;
-    if has_service_action(opcode) {
+    // Byte 1 bits 4-0 hold a service action for the opcodes whose rows
+    // have one (in any model: the CDB layout is the opcode's).
+    if of_opcode(opcode).any(|r| r.service_action.is_some()) {
         let Some(&b1) = cdb.get(1) else {
             return Err(Sense::invalid_cdb_field(1, Some(4)));
         };
-        if !rows(device).any(|r| r.opcode == opcode) {
+        if !of_opcode(opcode).any(|r| r.devices.contains(device)) {
             return Err(crate::cdb::invalid_opcode());
         }
         return find_for(device, opcode, Some(u16::from(b1 & 0x1f)))
