@@ -1,8 +1,10 @@
 //! `--lun SPEC` and `USER:SECRET` flag parsing shared by the example targets.
 //!
-//! A LUN spec is `ram:SIZE`, `file:PATH`, `qcow2:PATH` or `cdrom:PATH` (an
+//! A LUN spec is `ram:SIZE`, `file:PATH`, `qcow2:PATH`, `cdrom:PATH` (an
 //! ISO image served read-only as a CD/DVD device, 2048-byte blocks, whose
-//! tray START STOP UNIT opens and closes), optionally
+//! tray START STOP UNIT opens and closes) or `tape:PATH` (a tape image
+//! served as a sequential-access device; the file's size is the tape's
+//! capacity and a zero-filled file is a blank tape), optionally
 //! followed by options: `,ro` for a read-only logical unit, `,removable`
 //! for a removable medium (START STOP UNIT ejects and loads it, PREVENT
 //! ALLOW MEDIUM REMOVAL locks it in), `,pbs=BYTES` for a physical block
@@ -31,6 +33,8 @@ pub enum LunKind {
     Qcow2(PathBuf),
     /// An ISO image, served as a read-only CD/DVD device.
     Cdrom(PathBuf),
+    /// A tape image, served as a sequential-access (tape) device.
+    Tape(PathBuf),
 }
 
 /// A parsed `--lun` value.
@@ -49,8 +53,10 @@ pub struct LunSpec {
 /// A malformed flag value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SpecError {
-    /// Not `ram:`, `file:`, `qcow2:` or `cdrom:`.
-    #[error("unknown LUN kind in {0:?} (expected ram:SIZE, file:PATH, qcow2:PATH or cdrom:PATH)")]
+    /// Not `ram:`, `file:`, `qcow2:`, `cdrom:` or `tape:`.
+    #[error(
+        "unknown LUN kind in {0:?} (expected ram:SIZE, file:PATH, qcow2:PATH, cdrom:PATH or tape:PATH)"
+    )]
     Kind(String),
     /// A size that does not parse or is zero.
     #[error("invalid size {0:?}")]
@@ -114,7 +120,7 @@ impl FromStr for LunSpec {
                     }
                     // Not an option: part of a path with a comma in it, or
                     // garbage the kind's own parser will refuse.
-                    None if ["file:", "qcow2:", "cdrom:"]
+                    None if ["file:", "qcow2:", "cdrom:", "tape:"]
                         .iter()
                         .any(|k| body.starts_with(k)) =>
                     {
@@ -130,6 +136,7 @@ impl FromStr for LunSpec {
             Some(("file", path)) if !path.is_empty() => LunKind::File(path.into()),
             Some(("qcow2", path)) if !path.is_empty() => LunKind::Qcow2(path.into()),
             Some(("cdrom", path)) if !path.is_empty() => LunKind::Cdrom(path.into()),
+            Some(("tape", path)) if !path.is_empty() => LunKind::Tape(path.into()),
             _ => return Err(SpecError::Kind(s.to_owned())),
         };
         Ok(Self {
@@ -148,6 +155,7 @@ impl fmt::Display for LunSpec {
             LunKind::File(p) => write!(f, "file:{}", p.display())?,
             LunKind::Qcow2(p) => write!(f, "qcow2:{}", p.display())?,
             LunKind::Cdrom(p) => write!(f, "cdrom:{}", p.display())?,
+            LunKind::Tape(p) => write!(f, "tape:{}", p.display())?,
         }
         if self.read_only {
             f.write_str(",ro")?;
@@ -176,11 +184,12 @@ impl LunSpec {
 
     /// The logical unit configuration for `backstore` with this spec's
     /// options (`ro`, `removable`) and device type (a CD/DVD device for
-    /// `cdrom:`).
+    /// `cdrom:`, a tape device for `tape:`).
     #[must_use]
     pub fn lu_config(&self, backstore: Arc<dyn Backstore>) -> LuConfig {
         let device = match self.kind {
             LunKind::Cdrom(_) => DeviceType::Cdrom,
+            LunKind::Tape(_) => DeviceType::Tape,
             _ => DeviceType::Disk,
         };
         LuConfig::new(backstore)
@@ -217,6 +226,12 @@ impl LunSpec {
             LunKind::Cdrom(path) => FileOptions::new()
                 .read_only(true)
                 .logical_block_size(2048)
+                .open(path)
+                .map(|b| Arc::new(b) as Arc<dyn Backstore>)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            // Buffered I/O: tape objects sit at any byte offset.
+            LunKind::Tape(path) => FileOptions::new()
+                .read_only(self.read_only)
                 .open(path)
                 .map(|b| Arc::new(b) as Arc<dyn Backstore>)
                 .map_err(|e| format!("{}: {e}", path.display())),
@@ -277,6 +292,9 @@ mod tests {
         let spec: LunSpec = "file:/y.img,removable".parse().unwrap();
         assert!(spec.removable && !spec.read_only);
         assert_eq!(spec.to_string(), "file:/y.img,removable");
+        let spec: LunSpec = "tape:/srv/tape.img".parse().unwrap();
+        assert_eq!(spec.kind, LunKind::Tape("/srv/tape.img".into()));
+        assert_eq!(spec.to_string(), "tape:/srv/tape.img");
         let spec: LunSpec = "cdrom:/srv/debian.iso".parse().unwrap();
         assert_eq!(spec.kind, LunKind::Cdrom("/srv/debian.iso".into()));
         assert_eq!(spec.to_string(), "cdrom:/srv/debian.iso");

@@ -395,6 +395,86 @@ pub enum Cdb {
         /// Allocation length.
         alloc_len: u16,
     },
+    /// REWIND (ssc 7.6).
+    Rewind {
+        /// IMMED: return status before the medium is positioned.
+        immed: bool,
+    },
+    /// READ BLOCK LIMITS (ssc 7.4).
+    ReadBlockLimits,
+    /// READ(6) on a sequential-access device (ssc 7.3).
+    TapeRead {
+        /// SILI: suppress incorrect-length indication.
+        sili: bool,
+        /// FIXED: `length` counts blocks of the mode block length, not
+        /// bytes of one variable-length block.
+        fixed: bool,
+        /// TRANSFER LENGTH (24 bits).
+        length: u32,
+    },
+    /// WRITE(6) on a sequential-access device (ssc 7.13).
+    TapeWrite {
+        /// FIXED, as for [`Cdb::TapeRead`].
+        fixed: bool,
+        /// TRANSFER LENGTH (24 bits).
+        length: u32,
+    },
+    /// WRITE FILEMARKS(6) (ssc 7.14).
+    WriteFilemarks {
+        /// WSMK: write setmarks (not supported).
+        wsmk: bool,
+        /// IMMED.
+        immed: bool,
+        /// FILEMARK COUNT (24 bits).
+        count: u32,
+    },
+    /// SPACE(6) (ssc 7.9).
+    Space {
+        /// CODE: 0h blocks, 1h filemarks, 3h end of data.
+        code: u8,
+        /// COUNT, a signed 24-bit value (negative spaces backward).
+        count: i32,
+    },
+    /// ERASE(6) (ssc 7.1).
+    Erase {
+        /// IMMED.
+        immed: bool,
+        /// LONG.
+        long: bool,
+    },
+    /// LOAD UNLOAD (ssc 7.2).
+    LoadUnload {
+        /// IMMED.
+        immed: bool,
+        /// HOLD (not supported).
+        hold: bool,
+        /// EOT: position at the end of the medium before unloading.
+        eot: bool,
+        /// RETEN: retension.
+        reten: bool,
+        /// LOAD: load (1) or unload (0).
+        load: bool,
+    },
+    /// LOCATE(10) (ssc 7.5).
+    Locate {
+        /// BT: the address is a device-specific block address.
+        bt: bool,
+        /// CP: change partition.
+        cp: bool,
+        /// IMMED.
+        immed: bool,
+        /// LOGICAL OBJECT IDENTIFIER.
+        block: u32,
+        /// PARTITION.
+        partition: u8,
+    },
+    /// READ POSITION (ssc 7.7).
+    ReadPosition {
+        /// SERVICE ACTION (5 bits): 00h/01h short form, 06h long form.
+        service_action: u8,
+        /// Allocation length (the short form ignores it).
+        alloc_len: u16,
+    },
     /// PERSISTENT RESERVE IN (spc 6.15).
     PersistentReserveIn {
         /// Service action (5 bits; 00h-03h are in the table).
@@ -537,6 +617,15 @@ pub mod opcode {
     pub const READ_DISC_INFORMATION: u8 = 0x51;
     pub const READ_TRACK_INFORMATION: u8 = 0x52;
     pub const MECHANISM_STATUS: u8 = 0xbd;
+    // SSC-3 (sequential-access devices); several share a disk opcode.
+    pub const REWIND: u8 = 0x01;
+    pub const READ_BLOCK_LIMITS: u8 = 0x05;
+    pub const WRITE_FILEMARKS_6: u8 = 0x10;
+    pub const SPACE_6: u8 = 0x11;
+    pub const ERASE_6: u8 = 0x19;
+    pub const LOAD_UNLOAD: u8 = 0x1b;
+    pub const LOCATE_10: u8 = 0x2b;
+    pub const READ_POSITION: u8 = 0x34;
 
     /// PERSISTENT RESERVE IN: READ KEYS.
     pub const SA_PRIN_READ_KEYS: u16 = 0x00;
@@ -946,6 +1035,52 @@ impl Cdb {
             },
             Handler::MechanismStatus => Cdb::MechanismStatus {
                 alloc_len: be16(c, 8),
+            },
+            Handler::Rewind => Cdb::Rewind {
+                immed: bit(c[1], 0),
+            },
+            Handler::ReadBlockLimits => Cdb::ReadBlockLimits,
+            Handler::TapeRead => Cdb::TapeRead {
+                sili: bit(c[1], 1),
+                fixed: bit(c[1], 0),
+                length: be24(c, 2),
+            },
+            Handler::TapeWrite => Cdb::TapeWrite {
+                fixed: bit(c[1], 0),
+                length: be24(c, 2),
+            },
+            Handler::WriteFilemarks => Cdb::WriteFilemarks {
+                wsmk: bit(c[1], 1),
+                immed: bit(c[1], 0),
+                count: be24(c, 2),
+            },
+            Handler::Space => Cdb::Space {
+                code: c[1] & 0x0f,
+                // Sign-extend the 24-bit two's complement count.
+                #[allow(clippy::cast_possible_wrap)]
+                count: ((be24(c, 2) << 8) as i32) >> 8,
+            },
+            Handler::Erase => Cdb::Erase {
+                immed: bit(c[1], 1),
+                long: bit(c[1], 0),
+            },
+            Handler::LoadUnload => Cdb::LoadUnload {
+                immed: bit(c[1], 0),
+                hold: bit(c[4], 3),
+                eot: bit(c[4], 2),
+                reten: bit(c[4], 1),
+                load: bit(c[4], 0),
+            },
+            Handler::Locate => Cdb::Locate {
+                bt: bit(c[1], 2),
+                cp: bit(c[1], 1),
+                immed: bit(c[1], 0),
+                block: be32(c, 3),
+                partition: c[8],
+            },
+            Handler::ReadPosition => Cdb::ReadPosition {
+                service_action: c[1] & 0x1f,
+                alloc_len: be16(c, 7),
             },
             Handler::PersistentReserveIn => Cdb::PersistentReserveIn {
                 service_action: c[1] & 0x1f,
@@ -1387,6 +1522,83 @@ impl Cdb {
                 b[0] = op::MECHANISM_STATUS;
                 put16(&mut b, 8, alloc_len);
                 12
+            }
+            Cdb::Rewind { immed } => {
+                b[0] = op::REWIND;
+                b[1] = flag(immed, 0);
+                6
+            }
+            Cdb::ReadBlockLimits => {
+                b[0] = op::READ_BLOCK_LIMITS;
+                6
+            }
+            Cdb::TapeRead {
+                sili,
+                fixed,
+                length,
+            } => {
+                b[0] = op::READ_6;
+                b[1] = flag(sili, 1) | flag(fixed, 0);
+                put24(&mut b, 2, length & 0xff_ffff);
+                6
+            }
+            Cdb::TapeWrite { fixed, length } => {
+                b[0] = op::WRITE_6;
+                b[1] = flag(fixed, 0);
+                put24(&mut b, 2, length & 0xff_ffff);
+                6
+            }
+            Cdb::WriteFilemarks { wsmk, immed, count } => {
+                b[0] = op::WRITE_FILEMARKS_6;
+                b[1] = flag(wsmk, 1) | flag(immed, 0);
+                put24(&mut b, 2, count & 0xff_ffff);
+                6
+            }
+            Cdb::Space { code, count } => {
+                b[0] = op::SPACE_6;
+                b[1] = code & 0x0f;
+                #[allow(clippy::cast_sign_loss)]
+                put24(&mut b, 2, (count as u32) & 0xff_ffff);
+                6
+            }
+            Cdb::Erase { immed, long } => {
+                b[0] = op::ERASE_6;
+                b[1] = flag(immed, 1) | flag(long, 0);
+                6
+            }
+            Cdb::LoadUnload {
+                immed,
+                hold,
+                eot,
+                reten,
+                load,
+            } => {
+                b[0] = op::LOAD_UNLOAD;
+                b[1] = flag(immed, 0);
+                b[4] = flag(hold, 3) | flag(eot, 2) | flag(reten, 1) | flag(load, 0);
+                6
+            }
+            Cdb::Locate {
+                bt,
+                cp,
+                immed,
+                block,
+                partition,
+            } => {
+                b[0] = op::LOCATE_10;
+                b[1] = flag(bt, 2) | flag(cp, 1) | flag(immed, 0);
+                put32(&mut b, 3, block);
+                b[8] = partition;
+                10
+            }
+            Cdb::ReadPosition {
+                service_action,
+                alloc_len,
+            } => {
+                b[0] = op::READ_POSITION;
+                b[1] = service_action & 0x1f;
+                put16(&mut b, 7, alloc_len);
+                10
             }
             Cdb::PersistentReserveIn {
                 service_action,
@@ -1890,7 +2102,68 @@ mod tests {
         ]
     }
 
+    fn any_tape_cdb() -> impl Strategy<Value = Cdb> {
+        prop_oneof![
+            any::<bool>().prop_map(|immed| Cdb::Rewind { immed }),
+            Just(Cdb::ReadBlockLimits),
+            (any::<bool>(), any::<bool>(), 0u32..1 << 24).prop_map(|(sili, fixed, length)| {
+                Cdb::TapeRead {
+                    sili,
+                    fixed,
+                    length,
+                }
+            }),
+            (any::<bool>(), 0u32..1 << 24)
+                .prop_map(|(fixed, length)| Cdb::TapeWrite { fixed, length }),
+            (any::<bool>(), any::<bool>(), 0u32..1 << 24)
+                .prop_map(|(wsmk, immed, count)| { Cdb::WriteFilemarks { wsmk, immed, count } }),
+            (0u8..16, -(1i32 << 23)..1 << 23).prop_map(|(code, count)| Cdb::Space { code, count }),
+            (any::<bool>(), any::<bool>()).prop_map(|(immed, long)| Cdb::Erase { immed, long }),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>()
+            )
+                .prop_map(|(immed, hold, eot, reten, load)| Cdb::LoadUnload {
+                    immed,
+                    hold,
+                    eot,
+                    reten,
+                    load,
+                }),
+            (
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+                any::<u32>(),
+                any::<u8>()
+            )
+                .prop_map(|(bt, cp, immed, block, partition)| Cdb::Locate {
+                    bt,
+                    cp,
+                    immed,
+                    block,
+                    partition,
+                }),
+            (0u8..32, any::<u16>()).prop_map(|(service_action, alloc_len)| {
+                Cdb::ReadPosition {
+                    service_action,
+                    alloc_len,
+                }
+            }),
+        ]
+    }
+
     proptest! {
+        #[test]
+        fn round_trips_every_tape_command(cdb in any_tape_cdb()) {
+            let raw = cdb.encode();
+            let device = crate::device::DeviceType::Tape;
+            prop_assert_eq!(Cdb::decode_for(device, raw.as_bytes()), Ok(cdb));
+        }
+
         #[test]
         fn round_trips_every_mmc_command(cdb in any_mmc_cdb()) {
             let raw = cdb.encode();

@@ -19,6 +19,10 @@ pub enum DeviceType {
     /// removable medium of 2048-byte blocks, such as an ISO 9660 image,
     /// served as one complete data track in one session.
     Cdrom = 1,
+    /// A sequential-access (tape) device (SSC-3), peripheral device type
+    /// 01h: one partition of variable or fixed-length logical blocks and
+    /// filemarks, kept in a tape image (see [`crate::ssc`]).
+    Tape = 2,
 }
 
 /// The facts of one device model.
@@ -47,8 +51,11 @@ const DISK_VERSIONS: &[u16] = &[0x00a0, 0x0460, 0x04c0];
 /// Version descriptors: SAM-5, SPC-4 (no MMC version is claimed).
 const CDROM_VERSIONS: &[u16] = &[0x00a0, 0x0460];
 
+/// Version descriptors: SAM-5, SPC-4 (no SSC version is claimed).
+const TAPE_VERSIONS: &[u16] = &[0x00a0, 0x0460];
+
 /// One row per [`DeviceType`], in its order.
-static MODELS: [Model; 2] = [
+static MODELS: [Model; 3] = [
     Model {
         peripheral: 0x00,
         vpd_pages: &[0x00, 0x80, 0x83, 0x86, 0x8f, 0xb0, 0xb1, 0xb2],
@@ -69,11 +76,21 @@ static MODELS: [Model; 2] = [
         read_only: true,
         block_size: Some(2048),
     },
+    Model {
+        peripheral: 0x01,
+        vpd_pages: &[0x00, 0x80, 0x83],
+        mode_pages: &[0x0a, 0x0f, 0x10],
+        versions: TAPE_VERSIONS,
+        copy_manager: false,
+        removable: true,
+        read_only: false,
+        block_size: None,
+    },
 ];
 
 impl DeviceType {
     /// Every device model.
-    pub const ALL: [DeviceType; 2] = [DeviceType::Disk, DeviceType::Cdrom];
+    pub const ALL: [DeviceType; 3] = [DeviceType::Disk, DeviceType::Cdrom, DeviceType::Tape];
 
     /// The PERIPHERAL DEVICE TYPE INQUIRY reports.
     #[must_use]
@@ -94,6 +111,7 @@ mod tests {
     fn models_are_in_enum_order() {
         assert_eq!(DeviceType::Disk.peripheral_type(), 0x00);
         assert_eq!(DeviceType::Cdrom.peripheral_type(), 0x05);
+        assert_eq!(DeviceType::Tape.peripheral_type(), 0x01);
         for m in &MODELS {
             assert!(m.vpd_pages.windows(2).all(|w| w[0] < w[1]));
             assert!(m.mode_pages.windows(2).all(|w| w[0] < w[1]));

@@ -36,6 +36,7 @@ pub mod pr;
 pub(crate) mod sbc;
 pub mod sense;
 pub(crate) mod spc;
+pub mod ssc;
 pub mod status;
 pub mod table;
 #[cfg(any(test, feature = "test-utils"))]

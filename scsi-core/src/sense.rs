@@ -65,6 +65,14 @@ macro_rules! ascs {
 ascs! {
     /// NO ADDITIONAL SENSE INFORMATION.
     NO_ADDITIONAL_SENSE = 0x00, 0x00;
+    /// FILEMARK DETECTED.
+    FILEMARK_DETECTED = 0x00, 0x01;
+    /// END-OF-PARTITION/MEDIUM DETECTED.
+    END_OF_PARTITION_MEDIUM_DETECTED = 0x00, 0x02;
+    /// BEGINNING-OF-PARTITION/MEDIUM DETECTED.
+    BEGINNING_OF_PARTITION_MEDIUM_DETECTED = 0x00, 0x04;
+    /// END-OF-DATA DETECTED.
+    END_OF_DATA_DETECTED = 0x00, 0x05;
     /// OPERATION IN PROGRESS.
     OPERATION_IN_PROGRESS = 0x00, 0x16;
     /// LOGICAL UNIT NOT READY, CAUSE NOT REPORTABLE.
@@ -155,6 +163,10 @@ ascs! {
     SANITIZE_COMMAND_FAILED = 0x31, 0x03;
     /// MEDIUM NOT PRESENT.
     MEDIUM_NOT_PRESENT = 0x3A, 0x00;
+    /// SEQUENTIAL POSITIONING ERROR.
+    SEQUENTIAL_POSITIONING_ERROR = 0x3B, 0x00;
+    /// MEDIUM FORMAT CORRUPTED.
+    MEDIUM_FORMAT_CORRUPTED = 0x31, 0x00;
     /// INQUIRY DATA HAS CHANGED.
     INQUIRY_DATA_HAS_CHANGED = 0x3F, 0x03;
     /// REPORTED LUNS DATA HAS CHANGED.
@@ -281,6 +293,38 @@ impl FieldPointer {
     }
 }
 
+/// The stream commands bits of sense data (SSC-4 §4.2.3; fixed format
+/// byte 2, or the stream commands descriptor 04h): set by sequential-access
+/// devices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct StreamBits(pub u8);
+
+impl StreamBits {
+    /// No bit set.
+    pub const NONE: Self = Self(0);
+    /// FILEMARK: the command met a filemark.
+    pub const FILEMARK: Self = Self(0x80);
+    /// EOM: the medium is at or past an end (early warning, or the
+    /// beginning of the partition when spacing backward).
+    pub const EOM: Self = Self(0x40);
+    /// ILI: incorrect length indicator (the logical block's length was not
+    /// the one requested).
+    pub const ILI: Self = Self(0x20);
+
+    /// Whether no bit is set.
+    #[must_use]
+    pub fn is_empty(self) -> bool {
+        self.0 & 0xe0 == 0
+    }
+}
+
+impl std::ops::BitOr for StreamBits {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
 /// Sense data format (SPC-4 §4.4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SenseFormat {
@@ -305,6 +349,8 @@ pub struct Sense {
     pub field: Option<FieldPointer>,
     /// Deferred error (response code 71h/73h) rather than current.
     pub deferred: bool,
+    /// FILEMARK, EOM and ILI (sequential-access devices).
+    pub stream: StreamBits,
 }
 
 /// Largest sense buffer SPC-4 allows (252 bytes); our encodings are shorter.
@@ -335,6 +381,7 @@ impl Sense {
             information: None,
             field: None,
             deferred: false,
+            stream: StreamBits::NONE,
         }
     }
 
@@ -389,6 +436,23 @@ impl Sense {
         self
     }
 
+    /// Set the INFORMATION field to a signed residue (SSC-4: requested
+    /// minus actual, negative for an overlength block), as a two's
+    /// complement value.
+    #[must_use]
+    pub fn with_residue(self, residue: i64) -> Self {
+        // Two's complement is the wire form.
+        #[allow(clippy::cast_sign_loss)]
+        self.with_information(residue as u64)
+    }
+
+    /// Set the stream commands bits.
+    #[must_use]
+    pub fn with_stream(mut self, stream: StreamBits) -> Self {
+        self.stream = stream;
+        self
+    }
+
     /// Encode in `format` into `out`; returns the encoded length.
     ///
     /// Fixed format is 18 bytes; descriptor format is 8 bytes plus one
@@ -422,6 +486,7 @@ impl Sense {
             SenseFormat::Descriptor => {
                 8 + if self.information.is_some() { 12 } else { 0 }
                     + if self.field.is_some() { 8 } else { 0 }
+                    + if self.stream.is_empty() { 0 } else { 4 }
             }
         }
     }
@@ -430,13 +495,14 @@ impl Sense {
         b[0] = if self.deferred { 0x71 } else { 0x70 };
         if let Some(info) = self.information {
             // The fixed format has four INFORMATION bytes; a larger value
-            // cannot be VALID there (SPC-4 §4.4.3).
-            if let Ok(info) = u32::try_from(info) {
+            // cannot be VALID there (SPC-4 §4.4.3). A negative residue
+            // (two's complement) that fits 32 bits is written as such.
+            if let Some(info) = fixed_information(info) {
                 b[0] |= 0x80;
                 b[3..7].copy_from_slice(&info.to_be_bytes());
             }
         }
-        b[2] = self.key.0 & 0x0f;
+        b[2] = (self.key.0 & 0x0f) | (self.stream.0 & 0xe0);
         b[7] = 10; // additional sense length
         b[12] = self.asc.asc();
         b[13] = self.asc.ascq();
@@ -467,6 +533,13 @@ impl Sense {
             b[at + 4..at + 7].copy_from_slice(&field.to_bytes());
             at += 8;
         }
+        if !self.stream.is_empty() {
+            // Stream commands descriptor (SSC-4 §4.2.3.2).
+            b[at] = 0x04;
+            b[at + 1] = 0x02;
+            b[at + 3] = self.stream.0 & 0xe0;
+            at += 4;
+        }
         b[7] = u8::try_from(at - 8).unwrap_or(0);
         at
     }
@@ -496,6 +569,7 @@ impl Sense {
                     information,
                     field,
                     deferred: code == 0x71,
+                    stream: StreamBits(b[2] & 0xe0),
                 })
             }
             0x72 | 0x73 => {
@@ -523,6 +597,7 @@ impl Sense {
                             sense.field =
                                 FieldPointer::from_bytes([b[at + 4], b[at + 5], b[at + 6]]);
                         }
+                        0x04 if len >= 2 => sense.stream = StreamBits(b[at + 3] & 0xe0),
                         _ => {}
                     }
                     at = body_end;
@@ -532,6 +607,20 @@ impl Sense {
             other => Err(SenseDecodeError::UnknownResponseCode(other)),
         }
     }
+}
+
+/// The four-byte fixed-format INFORMATION of `info`: a value that fits 32
+/// bits, or a negative residue (two's complement) that does.
+fn fixed_information(info: u64) -> Option<u32> {
+    // Two's complement reinterpretation and truncation are the point.
+    #[allow(
+        clippy::cast_possible_wrap,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    u32::try_from(info)
+        .ok()
+        .or_else(|| i32::try_from(info as i64).ok().map(|v| v as u32))
 }
 
 #[cfg(test)]
@@ -563,6 +652,20 @@ mod tests {
     }
 
     #[test]
+    fn encodes_stream_bits_and_negative_residues() {
+        let s = Sense::new(SenseKey::NO_SENSE, Asc::NO_ADDITIONAL_SENSE)
+            .with_stream(StreamBits::ILI)
+            .with_residue(-6);
+        let f = s.to_vec(SenseFormat::Fixed);
+        assert_eq!(f[2], 0x20);
+        assert_eq!(f[0], 0xf0);
+        assert_eq!(&f[3..7], &(-6i32).to_be_bytes());
+        let d = s.to_vec(SenseFormat::Descriptor);
+        assert_eq!(&d[20..24], &[0x04, 0x02, 0x00, 0x20]);
+        assert_eq!(Sense::decode(&d).unwrap(), s);
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert_eq!(Sense::decode(&[]), Err(SenseDecodeError::TooShort));
         assert_eq!(
@@ -579,13 +682,15 @@ mod tests {
             proptest::option::of(any::<u64>()),
             proptest::option::of((any::<bool>(), proptest::option::of(0u8..8), any::<u16>())),
             any::<bool>(),
+            any::<u8>(),
         )
-            .prop_map(|(key, asc, information, field, deferred)| Sense {
+            .prop_map(|(key, asc, information, field, deferred, stream)| Sense {
                 key: SenseKey(key),
                 asc: Asc(asc),
                 information,
                 field: field.map(|(in_cdb, bit, byte)| FieldPointer { in_cdb, bit, byte }),
                 deferred,
+                stream: StreamBits(stream & 0xe0),
             })
     }
 
@@ -600,7 +705,7 @@ mod tests {
         fn round_trips_fixed(sense in any_sense()) {
             let bytes = sense.to_vec(SenseFormat::Fixed);
             let mut expect = sense;
-            expect.information = sense.information.filter(|&i| u32::try_from(i).is_ok());
+            expect.information = sense.information.and_then(fixed_information).map(u64::from);
             prop_assert_eq!(Sense::decode(&bytes).unwrap(), expect);
         }
 

@@ -74,6 +74,16 @@ pub enum Handler {
     ReadDiscInformation,
     ReadTrackInformation,
     MechanismStatus,
+    Rewind,
+    ReadBlockLimits,
+    TapeRead,
+    TapeWrite,
+    WriteFilemarks,
+    Space,
+    Erase,
+    LoadUnload,
+    Locate,
+    ReadPosition,
     ExtendedCopy,
     ReceiveCopyResults,
     PersistentReserveIn,
@@ -87,7 +97,7 @@ impl Handler {
     /// MEDIUM NOT PRESENT while a removable medium is out (SBC-4 §4.2.2):
     /// TEST UNIT READY and everything else but the commands about the
     /// device itself (for a CD/DVD device, MMC-6 §4.1.7: its configuration,
-    /// events and mechanism).
+    /// events and mechanism; for a tape device, its block limits and LOAD).
     #[must_use]
     pub fn needs_medium(self) -> bool {
         !matches!(
@@ -107,6 +117,8 @@ impl Handler {
                 | Handler::GetEventStatus
                 | Handler::MechanismStatus
                 | Handler::StartStopUnit
+                | Handler::ReadBlockLimits
+                | Handler::LoadUnload
                 | Handler::PreventAllow
                 | Handler::PersistentReserveIn
                 | Handler::PersistentReserveOut
@@ -205,8 +217,12 @@ impl Devices {
     pub const DISK: Devices = Devices(1 << DeviceType::Disk as u8);
     /// CD/DVD devices (MMC) only.
     pub const CDROM: Devices = Devices(1 << DeviceType::Cdrom as u8);
-    /// Both the disk and the CD/DVD model (most SPC commands).
-    pub const ALL: Devices = Devices(Self::DISK.0 | Self::CDROM.0);
+    /// Sequential-access (tape) devices (SSC) only.
+    pub const TAPE: Devices = Devices(1 << DeviceType::Tape as u8);
+    /// The block models: disks and CD/DVD devices.
+    pub const BLOCK: Devices = Devices(Self::DISK.0 | Self::CDROM.0);
+    /// Every model (most SPC commands).
+    pub const ALL: Devices = Devices(Self::DISK.0 | Self::CDROM.0 | Self::TAPE.0);
 
     /// Whether the set holds `device`.
     #[must_use]
@@ -255,14 +271,26 @@ const CTL: u8 = 0x05;
 pub static COMMANDS: &[CommandDesc] = &[
     row!(op::TEST_UNIT_READY, None, "TEST UNIT READY", 6, None, TestUnitReady, ALLOWED, ALL,
         [op::TEST_UNIT_READY, 0, 0, 0, 0, CTL]),
+    row!(op::REWIND, None, "REWIND", 6, None, Rewind, READS, TAPE,
+        [op::REWIND, 0x01, 0, 0, 0, CTL], 1, 600),
     row!(op::REQUEST_SENSE, None, "REQUEST SENSE", 6, Read, RequestSense, ALWAYS, ALL,
         [op::REQUEST_SENSE, 0x01, 0, 0, 0xff, CTL]),
     row!(op::FORMAT_UNIT, None, "FORMAT UNIT", 6, None, FormatUnit, WRITES, DISK,
         [op::FORMAT_UNIT, 0xff, 0, 0, 0, CTL], 1, 60),
+    row!(op::READ_BLOCK_LIMITS, None, "READ BLOCK LIMITS", 6, Read, ReadBlockLimits, ALLOWED, TAPE,
+        [op::READ_BLOCK_LIMITS, 0, 0, 0, 0, CTL]),
     row!(op::READ_6, None, "READ(6)", 6, Read, Read, READS, DISK,
         [op::READ_6, 0x1f, 0xff, 0xff, 0xff, CTL]),
+    row!(op::READ_6, None, "READ(6)", 6, Read, TapeRead, READS, TAPE,
+        [op::READ_6, 0x03, 0xff, 0xff, 0xff, CTL], 1, 600),
     row!(op::WRITE_6, None, "WRITE(6)", 6, Write, Write, WRITES, DISK,
         [op::WRITE_6, 0x1f, 0xff, 0xff, 0xff, CTL]),
+    row!(op::WRITE_6, None, "WRITE(6)", 6, Write, TapeWrite, WRITES, TAPE,
+        [op::WRITE_6, 0x01, 0xff, 0xff, 0xff, CTL], 1, 600),
+    row!(op::WRITE_FILEMARKS_6, None, "WRITE FILEMARKS(6)", 6, None, WriteFilemarks, WRITES, TAPE,
+        [op::WRITE_FILEMARKS_6, 0x03, 0xff, 0xff, 0xff, CTL], 1, 600),
+    row!(op::SPACE_6, None, "SPACE(6)", 6, None, Space, READS, TAPE,
+        [op::SPACE_6, 0x0f, 0xff, 0xff, 0xff, CTL], 1, 600),
     row!(op::INQUIRY, None, "INQUIRY", 6, Read, Inquiry, ALWAYS, ALL,
         [op::INQUIRY, 0x01, 0xff, 0xff, 0xff, CTL]),
     row!(op::MODE_SELECT_6, None, "MODE SELECT(6)", 6, Write, ModeSelect, WRITES, ALL,
@@ -271,24 +299,32 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::RESERVE_6, 0, 0, 0, 0, CTL]),
     row!(op::RELEASE_6, None, "RELEASE(6)", 6, None, Release, ALWAYS, ALL,
         [op::RELEASE_6, 0, 0, 0, 0, CTL]),
+    row!(op::ERASE_6, None, "ERASE(6)", 6, None, Erase, WRITES, TAPE,
+        [op::ERASE_6, 0x03, 0, 0, 0, CTL], 1, 600),
     row!(op::MODE_SENSE_6, None, "MODE SENSE(6)", 6, Read, ModeSense, READS, ALL,
         [op::MODE_SENSE_6, 0x08, 0xff, 0xff, 0xff, CTL]),
-    row!(op::START_STOP_UNIT, None, "START STOP UNIT", 6, None, StartStopUnit, WRITES, ALL,
+    row!(op::START_STOP_UNIT, None, "START STOP UNIT", 6, None, StartStopUnit, WRITES, BLOCK,
         [op::START_STOP_UNIT, 0x01, 0, 0x0f, 0xf7, CTL]),
+    row!(op::LOAD_UNLOAD, None, "LOAD UNLOAD", 6, None, LoadUnload, WRITES, TAPE,
+        [op::LOAD_UNLOAD, 0x01, 0, 0, 0x0f, CTL], 1, 600),
     row!(op::PREVENT_ALLOW_MEDIUM_REMOVAL, None, "PREVENT ALLOW MEDIUM REMOVAL", 6, None, PreventAllow, ALLOWED, ALL,
         [op::PREVENT_ALLOW_MEDIUM_REMOVAL, 0, 0, 0, 0x03, CTL]),
-    row!(op::READ_CAPACITY_10, None, "READ CAPACITY(10)", 10, Read, ReadCapacity10, ALLOWED, ALL,
+    row!(op::READ_CAPACITY_10, None, "READ CAPACITY(10)", 10, Read, ReadCapacity10, ALLOWED, BLOCK,
         [op::READ_CAPACITY_10, 0, 0xff, 0xff, 0xff, 0xff, 0, 0, 0x01, CTL]),
-    row!(op::READ_10, None, "READ(10)", 10, Read, Read, READS, ALL,
+    row!(op::READ_10, None, "READ(10)", 10, Read, Read, READS, BLOCK,
         [op::READ_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
     row!(op::WRITE_10, None, "WRITE(10)", 10, Write, Write, WRITES, DISK,
         [op::WRITE_10, 0xf8, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
+    row!(op::LOCATE_10, None, "LOCATE(10)", 10, None, Locate, READS, TAPE,
+        [op::LOCATE_10, 0x07, 0, 0xff, 0xff, 0xff, 0xff, 0, 0xff, CTL], 1, 600),
     row!(op::WRITE_AND_VERIFY_10, None, "WRITE AND VERIFY(10)", 10, Write, WriteAndVerify, WRITES, DISK,
         [op::WRITE_AND_VERIFY_10, 0xf2, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
     row!(op::VERIFY_10, None, "VERIFY(10)", 10, Write, Verify, READS, DISK,
         [op::VERIFY_10, 0xf6, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
     row!(op::PRE_FETCH_10, None, "PRE-FETCH(10)", 10, None, PreFetch, READS, DISK,
         [op::PRE_FETCH_10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
+    row!(op::READ_POSITION, None, "READ POSITION", 10, Read, ReadPosition, ALLOWED, TAPE,
+        [op::READ_POSITION, 0x1f, 0, 0, 0, 0, 0, 0xff, 0xff, CTL]),
     row!(op::SYNCHRONIZE_CACHE_10, None, "SYNCHRONIZE CACHE(10)", 10, None, SynchronizeCache, WRITES, DISK,
         [op::SYNCHRONIZE_CACHE_10, 0x02, 0xff, 0xff, 0xff, 0xff, 0x3f, 0xff, 0xff, CTL]),
     row!(op::READ_DEFECT_DATA_10, None, "READ DEFECT DATA(10)", 10, Read, ReadDefectData, READS, DISK,
@@ -381,7 +417,7 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::MAINTENANCE_IN, 0xea, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
     row!(op::MAINTENANCE_OUT, Some(op::SA_SET_TARGET_PORT_GROUPS), "SET TARGET PORT GROUPS", 12, Write, SetTargetPortGroups, WRITES, ALL,
         [op::MAINTENANCE_OUT, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
-    row!(op::READ_12, None, "READ(12)", 12, Read, Read, READS, ALL,
+    row!(op::READ_12, None, "READ(12)", 12, Read, Read, READS, BLOCK,
         [op::READ_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
     row!(op::WRITE_12, None, "WRITE(12)", 12, Write, Write, WRITES, DISK,
         [op::WRITE_12, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
@@ -492,14 +528,12 @@ pub fn lookup_for(device: DeviceType, cdb: &[u8]) -> Result<&'static CommandDesc
     find_for(device, opcode, None).ok_or_else(crate::cdb::invalid_opcode)
 }
 
-/// The data direction of `cdb`, if its opcode is in the table (for any
-/// device model: a direction never depends on the model).
+/// The data direction of `cdb` on device model `device`, if the model
+/// implements it (one opcode can differ between models: 34h is PRE-FETCH
+/// on a disk and READ POSITION on a tape).
 #[must_use]
-pub fn direction_of(cdb: &[u8]) -> Option<DataDirection> {
-    DeviceType::ALL
-        .into_iter()
-        .find_map(|d| lookup_for(d, cdb).ok())
-        .map(|row| row.direction)
+pub fn direction_of(device: DeviceType, cdb: &[u8]) -> Option<DataDirection> {
+    lookup_for(device, cdb).ok().map(|row| row.direction)
 }
 
 #[cfg(test)]
@@ -518,8 +552,13 @@ mod tests {
                     "duplicate row {}",
                     a.name
                 );
-                // A direction never depends on the device model.
-                if a.opcode == b.opcode && a.service_action == b.service_action {
+                // The block models share a direction per opcode.
+                let block = |r: &CommandDesc| !r.devices.contains(DeviceType::Tape);
+                if a.opcode == b.opcode
+                    && a.service_action == b.service_action
+                    && block(a)
+                    && block(b)
+                {
                     assert_eq!(a.direction, b.direction, "{}", a.name);
                 }
             }

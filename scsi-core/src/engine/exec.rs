@@ -164,20 +164,29 @@ impl Target {
             // boxed, so that the largest handler future does not set the
             // size of every command's future (which transports and
             // executors move, byte by byte, at least once per command).
+            // An error carries the data transferred before it (a tape
+            // READ that met a filemark); only sequential-access commands
+            // transfer data with CHECK CONDITION.
+            let check = |s| (Refusal::Check(s), Xfer::NONE);
             match decoded {
-                Cdb::Read(ref rw) => sbc::read(&ctx, rw).await.map_err(Refusal::Check),
-                Cdb::Write(ref rw) => sbc::write(&ctx, rw, false).await.map_err(Refusal::Check),
+                Cdb::Read(ref rw) => sbc::read(&ctx, rw).await.map_err(check),
+                Cdb::Write(ref rw) => sbc::write(&ctx, rw, false).await.map_err(check),
                 Cdb::PersistentReserveIn { .. }
                 | Cdb::PersistentReserveOut { .. }
                 | Cdb::Reserve { .. }
                 | Cdb::Release { .. } => {
                     // The lock-free summary stays off while it runs.
                     let _reserving = lu.quiet.reserving(&lu);
-                    Box::pin(dispatch_reservations(&ctx, &decoded)).await
+                    Box::pin(dispatch_reservations(&ctx, &decoded))
+                        .await
+                        .map_err(|r| (r, Xfer::NONE))
                 }
-                _ => Box::pin(dispatch(&ctx, &decoded))
-                    .await
-                    .map_err(Refusal::Check),
+                _ if crate::ssc::is_tape_command(&decoded) => {
+                    Box::pin(crate::ssc::dispatch(&ctx, &decoded))
+                        .await
+                        .map_err(|stop| (Refusal::Check(stop.sense), stop.xfer))
+                }
+                _ => Box::pin(dispatch(&ctx, &decoded)).await.map_err(check),
             }
         };
         let outcome = guard.run(std::pin::pin!(run)).await;
@@ -187,13 +196,18 @@ impl Target {
             (Ending::Completed, Ok(Ok(xfer))) => {
                 Response::good(xfer.len, Residual::of(xfer.wanted, cmd.data.len()))
             }
-            (Ending::Completed, Ok(Err(Refusal::Conflict))) => {
+            (Ending::Completed, Ok(Err((Refusal::Conflict, _)))) => {
                 Response::status(Status::RESERVATION_CONFLICT)
             }
-            (Ending::Completed, Ok(Err(Refusal::Check(sense)))) => {
+            (Ending::Completed, Ok(Err((Refusal::Check(sense), xfer)))) => {
                 // The format may have changed during MODE SELECT; re-read.
                 let format = lu.state().sense_format();
-                Response::check_condition(&sense, format)
+                let mut resp = Response::check_condition(&sense, format);
+                if xfer != Xfer::NONE {
+                    resp.data_len = xfer.len;
+                    resp.residual = Residual::of(xfer.wanted, cmd.data.len());
+                }
+                resp
             }
         }
     }
@@ -519,6 +533,18 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             format,
             alloc_len,
         } => sbc::read_defect_data(ctx, size, req_plist, req_glist, format, alloc_len),
+        // Routed to `ssc::dispatch` by `execute` (they can transfer data
+        // with CHECK CONDITION).
+        Cdb::Rewind { .. }
+        | Cdb::ReadBlockLimits
+        | Cdb::TapeRead { .. }
+        | Cdb::TapeWrite { .. }
+        | Cdb::WriteFilemarks { .. }
+        | Cdb::Space { .. }
+        | Cdb::Erase { .. }
+        | Cdb::LoadUnload { .. }
+        | Cdb::Locate { .. }
+        | Cdb::ReadPosition { .. } => Ok(Xfer::NONE),
         // Routed to `dispatch_reservations` by `execute`.
         Cdb::PersistentReserveIn { .. }
         | Cdb::PersistentReserveOut { .. }

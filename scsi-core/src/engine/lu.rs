@@ -126,6 +126,8 @@ pub(crate) struct ModeParams {
     pub dexcpt: bool,
     /// Informational exceptions page: MRIE.
     pub mrie: u8,
+    /// Tape block descriptor: BLOCK LENGTH (0 = variable-length blocks).
+    pub block_len: u32,
 }
 
 impl ModeParams {
@@ -137,6 +139,7 @@ impl ModeParams {
             swp: false,
             dexcpt: true,
             mrie: 0,
+            block_len: 0,
         }
     }
 }
@@ -457,6 +460,9 @@ pub(crate) struct LogicalUnit {
     pub pr_gate: async_lock::Mutex<()>,
     /// EXTENDED COPY results held for RECEIVE COPY RESULTS.
     pub copies: crate::spc::xcopy::HeldResults,
+    /// A tape's position; tape commands hold it while they run, which
+    /// serialises them (a sequential medium has one position).
+    pub tape: async_lock::Mutex<crate::ssc::Position>,
 }
 
 impl LogicalUnit {
@@ -505,6 +511,7 @@ impl LogicalUnit {
             pr_store: config.pr_store,
             pr_gate: async_lock::Mutex::new(()),
             copies: crate::spc::xcopy::HeldResults::default(),
+            tape: async_lock::Mutex::new(crate::ssc::Position::default()),
         })
     }
 

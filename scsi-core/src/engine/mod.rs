@@ -66,11 +66,17 @@ use crate::sense::Asc;
 use lu::LogicalUnit;
 
 impl DataDirection {
-    /// The data direction of `cdb` according to the command table, or
-    /// `None` for an opcode the engine does not implement.
+    /// The data direction of `cdb` on a disk according to the command
+    /// table, or `None` for an opcode the engine does not implement there.
     #[must_use]
     pub fn of(cdb: &[u8]) -> Option<Self> {
-        crate::table::direction_of(cdb)
+        Self::of_device(crate::device::DeviceType::Disk, cdb)
+    }
+
+    /// The data direction of `cdb` on a logical unit of model `device`.
+    #[must_use]
+    pub fn of_device(device: crate::device::DeviceType, cdb: &[u8]) -> Option<Self> {
+        crate::table::direction_of(device, cdb)
     }
 }
 
@@ -252,6 +258,14 @@ impl Target {
                 .raise_all(Asc::REPORTED_LUNS_DATA_HAS_CHANGED, None);
         }
         true
+    }
+
+    /// The device model of the logical unit at `lun`, if there is one
+    /// (transports that must know a command's data direction ask
+    /// [`DataDirection::of_device`] with it).
+    #[must_use]
+    pub fn device_type(&self, lun: &Lun) -> Option<crate::device::DeviceType> {
+        self.lu(lun).map(|lu| lu.device)
     }
 
     /// The LUN numbers, ascending.

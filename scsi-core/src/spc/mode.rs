@@ -1,7 +1,9 @@
-//! Mode parameters (SPC-4 §7.5, SBC-4 §6.5, MMC-6 §7): MODE SENSE and MODE
-//! SELECT for the Read-Write Error Recovery (01h), Caching (08h), Control
-//! (0Ah), Informational Exceptions Control (1Ch) and MM Capabilities (2Ah)
-//! pages, each device model serving its own list of them.
+//! Mode parameters (SPC-4 §7.5, SBC-4 §6.5, MMC-6 §7, SSC-3 §8.3): MODE
+//! SENSE and MODE SELECT for the Read-Write Error Recovery (01h), Caching
+//! (08h), Control (0Ah), Data Compression (0Fh), Device Configuration (10h),
+//! Informational Exceptions Control (1Ch) and MM Capabilities (2Ah) pages,
+//! each device model serving its own list of them, and the tape block
+//! descriptor's block length.
 //!
 //! Each page is built from the logical unit's [`ModeParams`] in one of three
 //! forms (current, changeable mask, default); saved values are not
@@ -64,6 +66,19 @@ fn build(code: u8, form: Form, p: &ModeParams, wce_changeable: bool, locked: boo
             d
         }
         0x2a => crate::mmc::capabilities_page(changeable, locked),
+        // SSC-3 §8.3.2: Data Compression, not capable (DCC zero).
+        0x0f => vec![0u8; 16],
+        // SSC-3 §8.3.3: Device Configuration. LOIS (READ POSITION reports
+        // logical object identifiers), EEG (end-of-data is written) and
+        // SEW (buffered data is written at early warning); none changeable.
+        0x10 => {
+            let mut d = vec![0u8; 16];
+            if !changeable {
+                d[8] = 0x40;
+                d[10] = 0x18;
+            }
+            d
+        }
         0x1c => {
             let mut d = vec![0u8; 12];
             if !changeable {
@@ -116,8 +131,12 @@ pub(crate) fn sense(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
     // The page codes of the unit's device model, ascending (the order MODE
     // SENSE 3Fh returns).
     let known = ctx.lu.device.model().mode_pages;
+    let tape = ctx.lu.device == crate::device::DeviceType::Tape;
     let mut pages = Vec::new();
-    if page == 0x3f {
+    if page == 0 && tape {
+        // The header and block descriptor alone, as Linux's st asks for
+        // them (page 00h is vendor specific: ours has no page data).
+    } else if page == 0x3f {
         for &code in known {
             pages.extend(build(code, form, &params, wce_changeable, locked));
         }
@@ -132,6 +151,16 @@ pub(crate) fn sense(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
     let blocks = g.blocks();
     let bd: Vec<u8> = if dbd {
         Vec::new()
+    } else if tape {
+        // SSC-3 §8.3: DENSITY CODE 0 (default), NUMBER OF BLOCKS 0 (the
+        // rest of the medium), BLOCK LENGTH (0 = variable).
+        let mut b = vec![0u8; 8];
+        let len = match form {
+            Form::Default => 0,
+            _ => params.block_len,
+        };
+        b[5..8].copy_from_slice(&len.to_be_bytes()[1..]);
+        b
     } else if llbaa {
         let mut b = vec![0u8; 16];
         b[0..8].copy_from_slice(&blocks.to_be_bytes());
@@ -210,6 +239,27 @@ pub(crate) async fn select(
     if bd_len % bd_size != 0 || at + bd_len > param_len {
         return Err(Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR));
     }
+    let tape = ctx.lu.device == crate::device::DeviceType::Tape;
+    let mut block_len = None;
+    while tape && at < header_len + bd_len {
+        // SSC-3 §8.3: the density must be the default one; the block
+        // length is 0 (variable) or one READ BLOCK LIMITS allows.
+        if bd_size != 8 || p[at] != 0 {
+            return Err(Sense::invalid_param_field(
+                u16::try_from(at).unwrap_or(0),
+                None,
+            ));
+        }
+        let blen = u32::from_be_bytes([0, p[at + 5], p[at + 6], p[at + 7]]);
+        if blen > crate::ssc::MAX_BLOCK_LEN {
+            return Err(Sense::invalid_param_field(
+                u16::try_from(at + 5).unwrap_or(0),
+                None,
+            ));
+        }
+        block_len = Some(blen);
+        at += bd_size;
+    }
     while at < header_len + bd_len {
         let (blen_off, blen) = if bd_size == 16 {
             (
@@ -238,6 +288,9 @@ pub(crate) async fn select(
         (state.mode, !state.medium.prevent.is_empty())
     };
     let mut new = old;
+    if let Some(len) = block_len {
+        new.block_len = len;
+    }
     while at < param_len {
         if at + 2 > param_len {
             return Err(Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR));

@@ -116,6 +116,9 @@ pub struct RingServer {
     target: Arc<Target>,
     nexus: NexusId,
     lun: Lun,
+    /// The LU's device model, learnt at the first command (it decides a
+    /// command's data direction).
+    device: Option<tgtkit_scsi_core::device::DeviceType>,
     inflight: FuturesUnordered<BoxFuture<'static, Done>>,
     tmfs: FuturesUnordered<BoxFuture<'static, ()>>,
     release: Option<KeptBufRelease>,
@@ -132,12 +135,16 @@ impl std::fmt::Debug for RingServer {
     }
 }
 
-fn completion_of(resp: &Response, cdb: &[u8], buf_len: usize) -> Completion {
+fn completion_of(resp: &Response, data_in: bool, buf_len: usize) -> Completion {
     let c = Completion::with_sense_bytes(resp.status, resp.sense_bytes());
-    let data_in = DataDirection::of(cdb) == Some(DataDirection::Read);
-    if data_in && resp.status == Status::GOOD && resp.data_len > 0 && resp.data_len < buf_len {
+    let short = resp.status == Status::GOOD && resp.data_len < buf_len;
+    // A tape READ that met a filemark or a shorter block returns its data
+    // with CHECK CONDITION.
+    let with_check = resp.status == Status::CHECK_CONDITION;
+    if data_in && resp.data_len > 0 && (short || with_check) {
         // target_core_user.c: read_len shortens the data-in and LIO reports
-        // the residual underflow to the initiator.
+        // the residual underflow to the initiator; with CHECK CONDITION it
+        // makes LIO send the data with the sense (SCF_TREAT_READ_AS_NORMAL).
         c.with_read_len(u32::try_from(resp.data_len).unwrap_or(u32::MAX))
     } else {
         c
@@ -159,6 +166,7 @@ impl RingServer {
             target,
             nexus,
             lun: Lun::from_index(0).unwrap_or_else(|| Lun::from_u64(0)),
+            device: None,
             inflight: FuturesUnordered::new(),
             tmfs: FuturesUnordered::new(),
             release,
@@ -210,13 +218,17 @@ impl RingServer {
             cdb,
             data,
         };
-        let cdb_bytes = req.cdb().to_vec();
+        let lun = self.lun;
+        let device = *self
+            .device
+            .get_or_insert_with(|| target.device_type(&lun).unwrap_or_default());
+        let data_in = DataDirection::of_device(device, req.cdb()) == Some(DataDirection::Read);
         self.inflight.push(
             async move {
                 let resp = target.execute(command).await;
                 Done {
                     cmd_id,
-                    completion: completion_of(&resp, &cdb_bytes, buf_len),
+                    completion: completion_of(&resp, data_in, buf_len),
                     memory: Some(memory),
                 }
             }
@@ -773,12 +785,19 @@ mod tests {
     }
 
     fn setup(caps: MailboxFlags) -> Setup {
+        setup_as(caps, tgtkit_scsi_core::device::DeviceType::Disk)
+    }
+
+    fn setup_as(caps: MailboxFlags, device: tgtkit_scsi_core::device::DeviceType) -> Setup {
         let kernel = MockKernel::new(caps, 1 << 16, 256, 4096);
         let ring = Ring::attach(kernel.memory()).unwrap();
         let backstore = Arc::new(MemBackstore::new(2048, 512));
         let target = Target::new(TargetConfig::default());
         target
-            .add_lun(0, LuConfig::new(backstore.clone() as Arc<_>))
+            .add_lun(
+                0,
+                LuConfig::new(backstore.clone() as Arc<_>).device_type(device),
+            )
             .unwrap();
         let nexus = target.add_nexus(NexusInfo {
             initiator_port: "tcmu".into(),
@@ -809,6 +828,43 @@ mod tests {
         ))
         .unwrap();
         kicks.into_inner()
+    }
+
+    #[test]
+    fn returns_a_tape_blocks_data_with_its_check_condition() {
+        let tape = tgtkit_scsi_core::device::DeviceType::Tape;
+        let mut s = setup_as(MailboxFlags::all(), tape);
+        let _ = s.kernel.queue_cmd(&[0; 6], &[], 0).unwrap();
+        drive(&mut s);
+        s.kernel.reap().unwrap();
+        // WRITE(6) of one 100-byte block, REWIND, READ(6) of up to 512.
+        let w = s
+            .kernel
+            .queue_cmd(&[0x0a, 0, 0, 0, 100, 0], &[7; 100], 0)
+            .unwrap();
+        drive(&mut s);
+        assert_eq!(s.kernel.reap().unwrap()[0].cmd_id, w);
+        let _ = s.kernel.queue_cmd(&[0x01, 0, 0, 0, 0, 0], &[], 0).unwrap();
+        drive(&mut s);
+        s.kernel.reap().unwrap();
+        let r = s
+            .kernel
+            .queue_cmd(&[0x08, 0, 0, 2, 0, 0], &[], 512)
+            .unwrap();
+        // READ POSITION shares PRE-FETCH(10)'s opcode: a data-in command here.
+        let p = s
+            .kernel
+            .queue_cmd(&[0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0], &[], 20)
+            .unwrap();
+        drive(&mut s);
+        let done = s.kernel.reap().unwrap();
+        let read = done.iter().find(|c| c.cmd_id == r).unwrap();
+        assert_eq!(read.status, 2);
+        assert_eq!(read.sense[2], 0x20, "ILI, NO SENSE");
+        assert_eq!(read.read_len, Some(100));
+        assert_eq!(read.data_in, [7; 100]);
+        let pos = done.iter().find(|c| c.cmd_id == p).unwrap();
+        assert_eq!((pos.status, pos.data_in[7]), (0, 1));
     }
 
     #[test]

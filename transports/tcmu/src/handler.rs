@@ -198,7 +198,10 @@ impl Handlers {
 /// to `dev_size` when smaller, or a block device), `ram/<size>` (a sparse
 /// ram disk of `<size>`, or of `dev_size` when empty), `cdrom/<path>` (an
 /// ISO image, read-only, served as a CD/DVD device of 2048-byte blocks;
-/// the device's `hw_block_size` must be 2048) and, with the `qcow2`
+/// the device's `hw_block_size` must be 2048), `tape/<path>` (a tape image,
+/// created and grown to `dev_size` as a blank tape when smaller, served as
+/// a sequential-access device; see `tgtkit_scsi_core::ssc`) and, with the
+/// `qcow2`
 /// feature, `qcow/<path>` (a qcow2 image, as tcmu-runner names it).
 #[cfg(feature = "backstores")]
 #[must_use]
@@ -207,6 +210,7 @@ pub fn standard() -> Handlers {
     h.register("file", Box::new(open_file));
     h.register("ram", Box::new(open_ram));
     h.register_as("cdrom", DeviceType::Cdrom, Box::new(open_cdrom));
+    h.register_as("tape", DeviceType::Tape, Box::new(open_tape));
     #[cfg(feature = "qcow2")]
     h.register("qcow", Box::new(open_qcow2));
     h
@@ -302,6 +306,14 @@ fn open_cdrom(spec: &DeviceSpec) -> Result<Opened, HandlerError> {
         )));
     }
     Ok(Opened::fixed(Arc::new(image)))
+}
+
+/// A tape image: the file as `file/` opens it (a missing or smaller file
+/// grows to `dev_size`, zeroes being a blank tape), its size fixed: a
+/// cartridge does not grow.
+#[cfg(feature = "backstores")]
+fn open_tape(spec: &DeviceSpec) -> Result<Opened, HandlerError> {
+    Ok(Opened::fixed(open_file(spec)?.backstore))
 }
 
 #[cfg(feature = "backstores")]
@@ -619,6 +631,24 @@ mod tests {
         s.size = 2048 * 11;
         assert!(matches!(h.open(&s), Err(HandlerError::BadArgument(_))));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), 2048 * 10);
+    }
+
+    #[cfg(feature = "backstores")]
+    #[test]
+    fn creates_a_blank_tape_of_dev_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tape.img");
+        let h = standard();
+        assert_eq!(h.device_type("tape"), DeviceType::Tape);
+        let tape = h
+            .open(&spec("tape", path.to_str().unwrap(), 1 << 20))
+            .unwrap();
+        assert_eq!(tape.geometry().size, 1 << 20);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 1 << 20);
+        assert!(matches!(
+            h.open(&spec("tape", "relative.img", 1 << 20)),
+            Err(HandlerError::BadArgument(_))
+        ));
     }
 
     #[test]
