@@ -26,8 +26,9 @@ pub fn cdb_decode(data: &[u8]) {
     }
 }
 
-/// Run a sequence of commands against a small ram disk (LUN 0) and a small
-/// CD over another ram medium (LUN 1). Input: repeated
+/// Run a sequence of commands against a small ram disk (LUN 0), a small
+/// CD over another ram medium (LUN 1) and a 32 KiB tape (LUN 2). Input:
+/// repeated
 /// records of `[flags, cdb_len, cdb.., buf_len_hi, buf_len_lo, data..]`
 /// where `data` is `buf_len` bytes of data-out (or a data-in buffer of that
 /// size when the command reads). The engine must answer every command with
@@ -49,6 +50,13 @@ pub fn scsi_command(mut data: &[u8]) {
     };
     let cd = LuConfig::new(Arc::new(disc)).device_type(DeviceType::Cdrom);
     if target.add_lun(1, cd).is_err() {
+        return;
+    }
+    let Ok(cartridge) = RamBackstore::new(64 * 512) else {
+        return;
+    };
+    let tape = LuConfig::new(Arc::new(cartridge)).device_type(DeviceType::Tape);
+    if target.add_lun(2, tape).is_err() {
         return;
     }
     let init = Initiator::new(&target, "iqn.2026-11.fuzz:i");
@@ -83,6 +91,10 @@ pub fn scsi_command(mut data: &[u8]) {
         cmd.lun = lun;
         let response = futures::executor::block_on(target.execute(cmd));
         assert!(response.data_len <= buf_len);
+        // Only a tape transfers data with CHECK CONDITION.
+        if response.status != Status::GOOD && response.data_len > 0 {
+            assert_eq!(lun, Lun::from_index(2).unwrap_or_default());
+        }
         match response.status {
             Status::CHECK_CONDITION => {
                 assert!(

@@ -85,6 +85,24 @@ fn command_seeds() -> Vec<Vec<u8>> {
     let read10 = vec![0x28, 0, 0, 0, 0, 16, 0, 0, 1, 0];
     let eject = vec![0x1b, 0, 0, 0, 2, 0];
     let load = vec![0x1b, 0, 0, 0, 3, 0];
+    // The tape at LUN 2 (flags 0x82): blocks and a filemark, then reads
+    // that meet a short block and the filemark, spacing and positions.
+    let tape = 0x82;
+    let write6 = |n: u8| vec![0x0a, 0, 0, 0, n, 0];
+    let read6 = |n: u8| vec![0x08, 0, 0, 0, n, 0];
+    let weof = vec![0x10, 0, 0, 0, 1, 0];
+    let rewind = vec![0x01, 0, 0, 0, 0, 0];
+    let space_back = vec![0x11, 0x00, 0xff, 0xff, 0xff, 0];
+    let space_fm = vec![0x11, 0x01, 0, 0, 1, 0];
+    let position = vec![0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let long_position = vec![0x34, 0x06, 0, 0, 0, 0, 0, 0, 0, 0];
+    let limits = vec![0x05, 0, 0, 0, 0, 0];
+    let locate = vec![0x2b, 0, 0, 0, 0, 0, 1, 0, 0, 0];
+    let unload = vec![0x1b, 0, 0, 0, 0, 0];
+    let load_tape = vec![0x1b, 0, 0, 0, 1, 0];
+    let tape_mode = vec![0x1a, 0, 0, 0, 12, 0];
+    let fixed = [0u8, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0x02, 0];
+    let select = vec![0x15, 0x10, 0, 0, 12, 0];
     vec![
         [record(0, &tur, &[]), record(0, &tur, &[])].concat(),
         record(0, &inquiry, &[0; 255]),
@@ -147,6 +165,33 @@ fn command_seeds() -> Vec<Vec<u8>> {
             record(cd, &load, &[]),
             record(cd, &disc, &[0; 34]),
             record(cd, &track, &[0; 48]),
+        ]
+        .concat(),
+        [
+            record(tape, &tur, &[]),
+            record(tape, &limits, &[0; 6]),
+            record(tape, &write6(100), &[0x31; 100]),
+            record(tape, &write6(40), &[0x32; 40]),
+            record(tape, &weof, &[]),
+            record(tape, &rewind, &[]),
+            record(tape, &read6(100), &[0; 100]),
+            record(tape, &read6(200), &[0; 200]),
+            record(tape, &read6(200), &[0; 200]),
+            record(tape, &position, &[0; 20]),
+        ]
+        .concat(),
+        [
+            record(tape, &tur, &[]),
+            record(tape, &write6(64), &[0x33; 64]),
+            record(tape, &weof, &[]),
+            record(tape, &space_back, &[]),
+            record(tape, &space_fm, &[]),
+            record(tape, &long_position, &[0; 32]),
+            record(tape, &locate, &[]),
+            record(tape, &tape_mode, &[0; 12]),
+            record(tape, &select, &fixed),
+            record(tape, &unload, &[]),
+            record(tape, &load_tape, &[]),
         ]
         .concat(),
     ]

@@ -57,7 +57,7 @@ for app in $("$root/bin/busybox" --list); do
 done
 
 # Modules in dependency order.
-want="configfs uio crc32c_generic libcrc32c target_core_mod target_core_user target_core_file tcm_loop scsi_mod sd_mod sg ext4 brd cdrom sr_mod isofs"
+want="configfs uio crc32c_generic libcrc32c target_core_mod target_core_user target_core_file tcm_loop scsi_mod sd_mod sg ext4 brd cdrom sr_mod isofs st"
 dep="$kroot/lib/modules/$kver/modules.dep"
 order=()
 add() {
@@ -93,6 +93,9 @@ copy_bin() {
 }
 for b in sg_inq sg_readcap sg_vpd sg_turs sg_persist sg_get_config sg_start sg_raw fio iscsi-test-cu; do copy_bin "$(command -v $b)" "/usr/bin/$b"; done
 for b in mkfs.ext4 e2fsck mke2fs; do copy_bin "$(command -v $b)" "/usr/sbin/$b"; done
+# GNU tar for the tape test: it writes and reads whole 10240-byte records, as
+# a tape wants (busybox tar does not); busybox's mt drives the st ioctls.
+copy_bin "$(command -v tar)" /usr/bin/gnutar
 # The dynamic loader, wherever ldd listed it.
 for l in /lib64/ld-linux-x86-64.so.2; do mkdir -p "$root$(dirname $l)"; cp -L "$l" "$root$l"; done
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$root/etc/"

@@ -246,6 +246,77 @@ rmdir $CD
 # LUN 5 came and went: LIO queued REPORTED LUNS DATA HAS CHANGED on LUN 0.
 sg_turs $SD > /dev/null 2>&1; sg_turs $SD > /dev/null 2>&1
 
+# --- tape: a tape image through the st driver ------------------------------
+# dev_config tape//srv/tape.img: the SSC device model on tcm_loop LUN 6, over
+# a blank 32 MiB image the handler creates. Linux's st reads READ BLOCK
+# LIMITS and MODE SENSE's block descriptor at open; GNU tar writes two
+# archives (st ends each with a filemark), mt moves between them, and dd
+# reads a 10240-byte block with a 32 KiB request: the short block comes
+# back with CHECK CONDITION (ILI) and its data, through TCMU's read_len.
+# (st refuses requests beyond READ BLOCK LIMITS' 65535 bytes itself, and
+# opens no device without a medium: the load goes through sg_raw.)
+TP=$C/core/user_0/tape0
+mkdir -p $TP
+echo -n "dev_size=$((32 << 20))" > $TP/control
+echo -n "dev_config=tape//srv/tape.img" > $TP/control
+echo 1 > $TP/enable || fail enable-tape-device
+for i in $(seq 1 50); do grep -q "serving TCMU device.*dev=tape0" /tmp/handler.log && break; sleep 0.2; done
+check tape-handler-serves grep -q "serving TCMU device.*dev=tape0" /tmp/handler.log
+mkdir -p $T/lun/lun_6
+ln -s $TP $T/lun/lun_6/tape
+NST= TSG=
+for i in $(seq 1 150); do
+  for d in /sys/bus/scsi/devices/*:6; do
+    [ -d "$d/scsi_tape" ] || continue
+    n=$(ls "$d/scsi_tape" | grep -E '^st[0-9]+$' | head -1)
+    [ -n "$n" ] && NST=/dev/n$n
+    [ -d "$d/scsi_generic" ] && TSG=/dev/$(ls "$d/scsi_generic" | head -1)
+  done
+  [ -n "$NST" ] && [ -c "$NST" ] && break
+  sleep 0.2
+done
+check st-driver-binds sh -c "[ -n '$NST' ] && [ -c '$NST' ]"
+echo "tape $NST $TSG"
+sg_turs $TSG > /dev/null 2>&1; sg_turs $TSG > /dev/null 2>&1
+check tape-inquiry-pdt-1 sh -c "sg_inq $TSG | grep -q 'PDT=1 '"
+mkdir -p /tmp/t2 /tmp/x1 /tmp/x2
+echo "the second file on tgtkit's tape" > /tmp/t2/second.txt
+check tape-tar-writes-first-archive gnutar -cf $NST -C /srv/iso-src .
+check tape-tar-writes-second-archive gnutar -cf $NST -C /tmp/t2 .
+check tape-rewind mt -f $NST rewind
+check tape-tell-at-bot sh -c "mt -f $NST tell | grep -q 'At block 0'"
+check tape-tar-extracts-first-archive sh -c "gnutar -xf $NST -C /tmp/x1 && cmp /srv/iso-src/random.bin /tmp/x1/random.bin && cmp /srv/iso-src/dir/hello.txt /tmp/x1/dir/hello.txt"
+mt -f $NST rewind
+check tape-fsf-to-second-archive sh -c "mt -f $NST fsf 1 && gnutar -xf $NST -C /tmp/x2 && cmp /tmp/t2/second.txt /tmp/x2/second.txt"
+mt -f $NST rewind; mt -f $NST fsf 1
+# The first archive's records and its filemark come before the second.
+first=$(( $(stat -c %s /srv/iso-src/random.bin) / 10240 ))
+check tape-tell-after-fsf sh -c "mt -f $NST tell | tee /dev/stderr | awk '{ b = \$3 + 0 } END { exit !(b > $first) }'"
+mt -f $NST rewind
+dd if=$NST of=/tmp/blk bs=32768 count=1 2>/tmp/dd.txt
+check tape-short-block-read-returns-its-data sh -c "cat /tmp/dd.txt; [ \$(stat -c %s /tmp/blk) = 10240 ] && dd if=/tmp/blk bs=1 skip=257 count=5 2>/dev/null | grep -q ustar"
+check tape-eom mt -f $NST eom
+check tape-offline mt -f $NST offline
+check tape-medium-not-present-after-unload sh -c "sg_turs -v $TSG 2>&1 | tee /dev/stderr | grep -qi 'medium not present'"
+check tape-load sg_raw $TSG 1b 00 00 00 01 00
+sg_turs $TSG > /dev/null 2>&1; sg_turs $TSG > /dev/null 2>&1
+# The load went behind st's back (it still thinks it is at end of data):
+# a rewind puts its idea of the position back at BOP.
+mt -f $NST rewind
+check tape-reads-after-load sh -c "gnutar -tf $NST | grep -q random.bin"
+# Fixed-block mode: MODE SELECT's block length, then 512-byte blocks.
+mt -f $NST rewind
+check tape-setblk-512 mt -f $NST setblk 512
+check tape-fixed-block-write dd if=/srv/iso-src/random.bin of=$NST bs=4096 count=4
+mt -f $NST rewind
+check tape-fixed-block-read sh -c "dd if=$NST of=/tmp/fixed bs=4096 count=4 && head -c 16384 /srv/iso-src/random.bin | cmp - /tmp/fixed"
+mt -f $NST setblk 0
+sg_raw -s 512 -i /tmp/fixed $TSG 2a 00 00 00 00 00 00 00 01 00 > /tmp/tp-w.txt 2>&1
+check tape-refuses-disk-writes grep -qi "invalid command operation code" /tmp/tp-w.txt
+rm $T/lun/lun_6/tape; rmdir $T/lun/lun_6
+rmdir $TP
+sg_turs $SD > /dev/null 2>&1; sg_turs $SD > /dev/null 2>&1
+
 fi # SKIP_FUNCTIONAL
 
 # --- libiscsi's test suite through SG_IO ------------------------------------

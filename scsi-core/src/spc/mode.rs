@@ -216,10 +216,6 @@ pub(crate) async fn select(
     if param_len == 0 {
         return Ok(Xfer::NONE);
     }
-    if !pf {
-        // Only standard page format is implemented.
-        return Err(Sense::invalid_cdb_field(1, Some(4)));
-    }
     let header_len = if long { 8 } else { 4 };
     if param_len < header_len {
         return Err(Sense::illegal(Asc::PARAMETER_LIST_LENGTH_ERROR));
@@ -290,6 +286,11 @@ pub(crate) async fn select(
     let mut new = old;
     if let Some(len) = block_len {
         new.block_len = len;
+    }
+    if !pf && at < param_len {
+        // Pages only in the standard page format (a header and block
+        // descriptors alone do without it).
+        return Err(Sense::invalid_cdb_field(1, Some(4)));
     }
     while at < param_len {
         if at + 2 > param_len {
