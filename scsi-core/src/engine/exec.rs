@@ -93,6 +93,9 @@ impl Target {
         // the state lock, unless the lock-free summary says there is
         // nothing to look at (the common case).
         let row = table::lookup_for(lu.device, cdb);
+        // The tape model's own commands run in `ssc` (they can transfer
+        // data with CHECK CONDITION).
+        let stream = row.is_ok_and(|r| r.devices == table::Devices::TAPE);
         let format = if lu.quiet.is_quiet(cmd.nexus, geometry.size) {
             None
         } else {
@@ -181,11 +184,9 @@ impl Target {
                         .await
                         .map_err(|r| (r, Xfer::NONE))
                 }
-                _ if crate::ssc::is_tape_command(&decoded) => {
-                    Box::pin(crate::ssc::dispatch(&ctx, &decoded))
-                        .await
-                        .map_err(|stop| (Refusal::Check(stop.sense), stop.xfer))
-                }
+                _ if stream => Box::pin(crate::ssc::dispatch(&ctx, &decoded))
+                    .await
+                    .map_err(|stop| (Refusal::Check(stop.sense), stop.xfer)),
                 _ => Box::pin(dispatch(&ctx, &decoded)).await.map_err(check),
             }
         };

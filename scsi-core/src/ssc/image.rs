@@ -143,6 +143,20 @@ impl Position {
         self.file += u64::from(object == Object::Filemark);
     }
 
+    /// Move over one object forward (`Some(EndOfData)` at the end) or
+    /// backward (`None` at BOP).
+    pub(crate) async fn step(
+        &mut self,
+        bs: &LuBackstore,
+        forward: bool,
+    ) -> Result<Option<Object>, Sense> {
+        if forward {
+            self.forward(bs).await.map(Some)
+        } else {
+            self.backward(bs).await
+        }
+    }
+
     /// Move back over the object before the position; `None` at BOP.
     pub(crate) async fn backward(&mut self, bs: &LuBackstore) -> Result<Option<Object>, Sense> {
         if self.at_bop() {

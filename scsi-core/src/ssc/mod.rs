@@ -48,23 +48,6 @@ impl From<Sense> for Stop {
 
 type TapeOutcome = Result<Xfer, Stop>;
 
-/// Whether `cdb` is one of this module's commands.
-pub(crate) fn is_tape_command(cdb: &Cdb) -> bool {
-    matches!(
-        cdb,
-        Cdb::Rewind { .. }
-            | Cdb::ReadBlockLimits
-            | Cdb::TapeRead { .. }
-            | Cdb::TapeWrite { .. }
-            | Cdb::WriteFilemarks { .. }
-            | Cdb::Space { .. }
-            | Cdb::Erase { .. }
-            | Cdb::LoadUnload { .. }
-            | Cdb::Locate { .. }
-            | Cdb::ReadPosition { .. }
-    )
-}
-
 /// An exception condition (SSC-3 §4.2.4): `key`/`asc` with the stream
 /// bits and a residue.
 fn exception(key: SenseKey, asc: Asc, stream: StreamBits, residue: i64) -> Sense {
@@ -111,6 +94,16 @@ fn early_warning(size: u64) -> u64 {
 
 fn i64_of(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// VOLUME OVERFLOW: nothing was written, `residue` is what was asked.
+fn overflow(residue: i64) -> Sense {
+    exception(
+        SenseKey::VOLUME_OVERFLOW,
+        Asc::END_OF_PARTITION_MEDIUM_DETECTED,
+        StreamBits::EOM,
+        residue,
+    )
 }
 
 /// Run a tape command.
@@ -345,13 +338,7 @@ async fn append(ctx: &Ctx<'_>, pos: &mut Position, run: Append, asked: i64) -> R
     let size = ctx.geometry.size;
     let end = pos.offset + run.len();
     if end > size {
-        return Err(exception(
-            SenseKey::VOLUME_OVERFLOW,
-            Asc::END_OF_PARTITION_MEDIUM_DETECTED,
-            StreamBits::EOM,
-            asked,
-        )
-        .into());
+        return Err(overflow(asked).into());
     }
     let flags = crate::sbc::write_flags(ctx, false);
     run.write(&ctx.lu.backstore, pos, flags).await?;
@@ -380,13 +367,7 @@ async fn write_filemarks(
         let n = usize::try_from(count).unwrap_or(usize::MAX);
         let room = ctx.geometry.size.saturating_sub(pos.offset) / image::HEADER_LEN;
         if u64::from(count) > room {
-            return Err(exception(
-                SenseKey::VOLUME_OVERFLOW,
-                Asc::END_OF_PARTITION_MEDIUM_DETECTED,
-                StreamBits::EOM,
-                i64::from(count),
-            )
-            .into());
+            return Err(overflow(i64::from(count)).into());
         }
         let mut run = Append::new(pos, n, 0);
         for _ in 0..n {
@@ -410,11 +391,7 @@ async fn space(ctx: &Ctx<'_>, pos: &mut Position, code: u8, count: i32) -> TapeO
         0 => {
             for i in 0..n.abs() {
                 let left = if n > 0 { n - i } else { n + i };
-                let met = if n > 0 {
-                    Some(pos.forward(bs).await?)
-                } else {
-                    pos.backward(bs).await?
-                };
+                let met = pos.step(bs, n > 0).await?;
                 match met {
                     Some(Object::Block(_)) => {}
                     // Backward, `backward` left us on its BOP side.
@@ -428,11 +405,7 @@ async fn space(ctx: &Ctx<'_>, pos: &mut Position, code: u8, count: i32) -> TapeO
         1 => {
             let mut left = n;
             while left != 0 {
-                let met = if n > 0 {
-                    Some(pos.forward(bs).await?)
-                } else {
-                    pos.backward(bs).await?
-                };
+                let met = pos.step(bs, n > 0).await?;
                 match met {
                     Some(Object::Block(_)) => {}
                     Some(Object::Filemark) => left -= n.signum(),
