@@ -92,41 +92,19 @@ impl AccessState {
     /// The answer to a command of `handler` through a port in this state,
     /// if it may not run.
     pub(crate) fn refusal(self, handler: Handler) -> Option<Sense> {
-        use Handler as H;
-        // Allowed in every state: finding out about the device and paths.
-        let always = matches!(
-            handler,
-            H::Inquiry
-                | H::ReportLuns
-                | H::RequestSense
-                | H::ReportTargetPortGroups
-                | H::ReportSupportedOpcodes
-                | H::ReportSupportedTmf
-        );
-        let (allowed, asc) = match self {
+        use crate::table::RunsWhen;
+        let (needs, asc) = match self {
             AccessState::ActiveOptimized | AccessState::ActiveNonOptimized => return None,
-            // SPC-4 §5.15.2.4.4: standby also takes mode and log pages,
-            // reservations and SET TARGET PORT GROUPS.
-            AccessState::Standby => (
-                always
-                    || matches!(
-                        handler,
-                        H::SetTargetPortGroups
-                            | H::ModeSense
-                            | H::ModeSelect
-                            | H::LogSense
-                            | H::PersistentReserveIn
-                            | H::PersistentReserveOut
-                    ),
-                Asc::LUN_NOT_ACCESSIBLE_STANDBY,
+            AccessState::Standby => (RunsWhen::STANDBY, Asc::LUN_NOT_ACCESSIBLE_STANDBY),
+            AccessState::Unavailable => {
+                (RunsWhen::UNAVAILABLE, Asc::LUN_NOT_ACCESSIBLE_UNAVAILABLE)
+            }
+            AccessState::Transitioning => (
+                RunsWhen::TRANSITIONING,
+                Asc::LUN_NOT_ACCESSIBLE_TRANSITIONING,
             ),
-            // §5.15.2.4.5: unavailable takes SET TARGET PORT GROUPS too.
-            AccessState::Unavailable => (
-                always || handler == H::SetTargetPortGroups,
-                Asc::LUN_NOT_ACCESSIBLE_UNAVAILABLE,
-            ),
-            AccessState::Transitioning => (always, Asc::LUN_NOT_ACCESSIBLE_TRANSITIONING),
         };
+        let allowed = handler.runs_when().contains(needs);
         (!allowed).then(|| Sense::new(SenseKey::NOT_READY, asc))
     }
 }

@@ -92,6 +92,25 @@ pub enum Handler {
     Release,
 }
 
+bitflags::bitflags! {
+    /// The conditions under which a handler still runs: one column per
+    /// condition that refuses most commands.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) struct RunsWhen: u8 {
+        /// With the removable medium out (SBC-4 §4.2.2; MMC-6 §4.1.7): the
+        /// commands about the device itself rather than its medium.
+        const NO_MEDIUM = 1 << 0;
+        /// While a sanitize operation runs (SBC-4 §4.11.2).
+        const SANITIZING = 1 << 1;
+        /// Through a target port group in standby (SPC-4 §5.15.2.4.4).
+        const STANDBY = 1 << 2;
+        /// Through a port group that is unavailable (§5.15.2.4.5).
+        const UNAVAILABLE = 1 << 3;
+        /// Through a port group in transition (§5.15.2.4.6).
+        const TRANSITIONING = 1 << 4;
+    }
+}
+
 impl Handler {
     /// Whether the command accesses the medium, and so answers NOT READY,
     /// MEDIUM NOT PRESENT while a removable medium is out (SBC-4 §4.2.2):
@@ -100,31 +119,48 @@ impl Handler {
     /// events and mechanism; for a tape device, its block limits and LOAD).
     #[must_use]
     pub fn needs_medium(self) -> bool {
-        !matches!(
-            self,
-            Handler::RequestSense
-                | Handler::Inquiry
-                | Handler::ModeSense
-                | Handler::ModeSelect
-                | Handler::LogSense
-                | Handler::ReportLuns
-                | Handler::ReportSupportedOpcodes
-                | Handler::ReportSupportedTmf
-                | Handler::ReportTargetPortGroups
-                | Handler::SetTargetPortGroups
-                | Handler::ReceiveCopyResults
-                | Handler::GetConfiguration
-                | Handler::GetEventStatus
-                | Handler::MechanismStatus
-                | Handler::StartStopUnit
-                | Handler::ReadBlockLimits
-                | Handler::LoadUnload
-                | Handler::PreventAllow
-                | Handler::PersistentReserveIn
-                | Handler::PersistentReserveOut
-                | Handler::Reserve
-                | Handler::Release
-        )
+        !self.runs_when().contains(RunsWhen::NO_MEDIUM)
+    }
+
+    /// The table of which handlers run under which conditions; a handler
+    /// not listed runs under none of them.
+    pub(crate) fn runs_when(self) -> RunsWhen {
+        use Handler as H;
+        const ASK: RunsWhen = RunsWhen::all();
+        const PATHS: RunsWhen = RunsWhen::NO_MEDIUM
+            .union(RunsWhen::STANDBY)
+            .union(RunsWhen::UNAVAILABLE)
+            .union(RunsWhen::TRANSITIONING);
+        const CONFIGURE: RunsWhen = RunsWhen::NO_MEDIUM.union(RunsWhen::STANDBY);
+        match self {
+            // Finding out about the device: always.
+            H::Inquiry
+            | H::ReportLuns
+            | H::RequestSense
+            | H::ReportSupportedOpcodes
+            | H::ReportSupportedTmf => ASK,
+            // Finding out about the paths.
+            H::ReportTargetPortGroups => PATHS,
+            H::SetTargetPortGroups => CONFIGURE.union(RunsWhen::UNAVAILABLE),
+            // Mode and log pages and reservations: through standby ports.
+            H::ModeSense
+            | H::ModeSelect
+            | H::LogSense
+            | H::PersistentReserveIn
+            | H::PersistentReserveOut => CONFIGURE,
+            // The drive, its mechanism and its copy results.
+            H::ReceiveCopyResults
+            | H::GetConfiguration
+            | H::GetEventStatus
+            | H::MechanismStatus
+            | H::StartStopUnit
+            | H::ReadBlockLimits
+            | H::LoadUnload
+            | H::PreventAllow
+            | H::Reserve
+            | H::Release => RunsWhen::NO_MEDIUM,
+            _ => RunsWhen::empty(),
+        }
     }
 }
 

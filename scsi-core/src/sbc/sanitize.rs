@@ -48,14 +48,9 @@ impl SanitizeState {
     pub(crate) fn refusal(self, handler: Handler) -> Option<Sense> {
         match self {
             SanitizeState::Idle => None,
-            SanitizeState::Running => (!matches!(
-                handler,
-                Handler::Inquiry
-                    | Handler::ReportLuns
-                    | Handler::RequestSense
-                    | Handler::ReportSupportedOpcodes
-                    | Handler::ReportSupportedTmf
-            ))
+            SanitizeState::Running => (!handler
+                .runs_when()
+                .contains(crate::table::RunsWhen::SANITIZING))
             .then(in_progress),
             SanitizeState::Failed { .. } => (handler.needs_medium()
                 && handler != Handler::Sanitize)
