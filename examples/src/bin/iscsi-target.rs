@@ -14,7 +14,9 @@ use tokio_util::compat::TokioAsyncReadCompatExt;
 
 use tgtkit_examples::lunspec::{Credentials, LunSpec};
 use tgtkit_iscsi::chap::ChapCredentials;
-use tgtkit_iscsi::{Acl, AuthConfig, IscsiServer, PortalConfig, PortalGroup, Sleeper, TargetNode};
+use tgtkit_iscsi::{
+    Acl, AuthConfig, IscsiServer, Portal, PortalConfig, PortalGroup, Sleeper, TargetNode,
+};
 use tgtkit_scsi_core::alua::{AccessState, AluaPolicy};
 use tgtkit_scsi_core::backstore::Backstore;
 use tgtkit_scsi_core::engine::{Target, TargetConfig};
@@ -180,7 +182,9 @@ async fn run(mut args: Args) -> Result<(), String> {
     if args.alua_explicit {
         target.set_alua_policy(Arc::new(GrantAll));
     }
-    let mut servers = Vec::new();
+    // Listen on every portal first: each group's SendTargets answer lists
+    // the others' addresses too.
+    let mut bound = Vec::new();
     for (tpgt, portals) in groups {
         let mut listeners = Vec::new();
         let mut addresses = Vec::new();
@@ -192,6 +196,19 @@ async fn run(mut args: Args) -> Result<(), String> {
             addresses.push(local.to_string());
             listeners.push(l);
         }
+        bound.push((tpgt, addresses, listeners));
+    }
+    let all: Vec<Portal> = bound
+        .iter()
+        .flat_map(|(tpgt, addresses, _)| {
+            addresses.iter().map(|a| Portal {
+                tpgt: *tpgt,
+                address: a.clone(),
+            })
+        })
+        .collect();
+    let mut servers = Vec::new();
+    for (tpgt, addresses, listeners) in bound {
         let mut group = PortalGroup {
             tpgt,
             addresses: addresses.clone(),
@@ -202,6 +219,7 @@ async fn run(mut args: Args) -> Result<(), String> {
             PortalConfig {
                 group,
                 nodes: vec![node.clone()],
+                other_portals: all.iter().filter(|p| p.tpgt != tpgt).cloned().collect(),
             },
             vec![Arc::clone(&target)],
             Some(Arc::new(TokioSleeper)),

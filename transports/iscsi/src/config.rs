@@ -124,6 +124,20 @@ pub struct PortalConfig {
     pub group: PortalGroup,
     /// The target nodes.
     pub nodes: Vec<TargetNode>,
+    /// The portals of the same nodes in the target's other portal groups
+    /// (served by other [`IscsiServer`](crate::IscsiServer)s): SendTargets
+    /// reports them after this group's own addresses, each with its tag
+    /// (RFC 7143 appendix C), so that one discovery finds every path.
+    pub other_portals: Vec<Portal>,
+}
+
+/// One portal of a portal group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Portal {
+    /// Target Portal Group Tag.
+    pub tpgt: u16,
+    /// `host:port` (IPv6 in brackets).
+    pub address: String,
 }
 
 impl PortalConfig {

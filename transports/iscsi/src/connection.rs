@@ -580,6 +580,9 @@ impl Conn {
             for a in &self.config.group.addresses {
                 out.push(("TargetAddress".into(), format!("{a},{tpgt}")));
             }
+            for p in &self.config.other_portals {
+                out.push(("TargetAddress".into(), format!("{},{}", p.address, p.tpgt)));
+            }
         }
     }
 

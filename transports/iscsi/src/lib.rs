@@ -23,6 +23,6 @@ pub mod pdu;
 pub mod server;
 pub mod text;
 
-pub use config::{Acl, AuthConfig, PortalConfig, PortalGroup, TargetNode};
+pub use config::{Acl, AuthConfig, Portal, PortalConfig, PortalGroup, TargetNode};
 pub use params::TargetLimits;
 pub use server::{ConnectionError, IscsiServer, ServerError, Sleeper};

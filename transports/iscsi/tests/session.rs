@@ -302,8 +302,32 @@ fn server_with(
     };
     limits(&mut group);
     let sleeper = clock.map(|c| Arc::new(c) as Arc<dyn tgtkit_iscsi::Sleeper>);
-    let s = IscsiServer::new(PortalConfig { group, nodes }, targets, sleeper).unwrap();
+    // A second portal group elsewhere, for SendTargets to report.
+    let other_portals = vec![tgtkit_iscsi::Portal {
+        tpgt: 2,
+        address: "[::1]:3261".into(),
+    }];
+    let config = PortalConfig {
+        group,
+        nodes,
+        other_portals,
+    };
+    let s = IscsiServer::new(config, targets, sleeper).unwrap();
     (s, disk)
+}
+
+/// The pairs of a SendTargets answer, where TargetName and TargetAddress
+/// repeat (RFC 7143 appendix C), so `text::parse` (which refuses repeated
+/// negotiation keys) does not apply.
+fn send_targets_pairs(body: &[u8]) -> Vec<(String, String)> {
+    body.split(|&b| b == 0)
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let p = String::from_utf8(p.to_vec()).unwrap();
+            let (k, v) = p.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
 }
 
 /// Run `client` against a fresh connection of `srv`.
@@ -648,9 +672,12 @@ fn accepts_text_send_targets_and_logout() {
             panic!()
         };
         assert!(t.final_);
-        let kv = text::parse(&body).unwrap();
+        let kv = send_targets_pairs(&body);
         assert_eq!(kv[0], ("TargetName".into(), IQN.into()));
         assert_eq!(kv[1], ("TargetAddress".into(), "127.0.0.1:3260,1".into()));
+        // Every portal group's portals, with their tags.
+        assert_eq!(kv[2], ("TargetAddress".into(), "[::1]:3261,2".into()));
+        assert_eq!(kv.len(), 3);
         let sn = ini.next_sn();
         ini.send(
             Bhs::LogoutRequest(LogoutRequest {
@@ -1067,7 +1094,7 @@ fn accepts_discovery_session_send_targets_and_rejects_scsi() {
         let (Bhs::TextResponse(_), body) = ini.recv().await.unwrap() else {
             panic!()
         };
-        let kv = text::parse(&body).unwrap();
+        let kv = send_targets_pairs(&body);
         // RFC 7143 appendix C: only the targets this initiator may reach.
         let names: Vec<&str> = kv
             .iter()
