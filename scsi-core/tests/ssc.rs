@@ -267,7 +267,7 @@ fn fixed_block_mode_follows_the_mode_block_length() {
         SenseKey::NO_SENSE,
         Asc::NO_ADDITIONAL_SENSE,
         StreamBits::ILI,
-        3,
+        4,
     );
     assert_eq!(o.data, [7; 100]);
 }
@@ -418,6 +418,21 @@ fn a_full_tape_reports_early_warning_then_volume_overflow() {
     );
     let o = i.run(&[0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0], 20);
     assert_eq!(o.data[0] & 0x40, 0x40, "EOP");
+}
+
+#[test]
+fn writes_many_filemarks_in_runs() {
+    let (_, i) = tape(2048);
+    good(&i.run(&filemarks(10_000), 0));
+    assert_eq!(position(&i), (false, 10_000));
+    good(&i.run(&space(1, -10_000), 0));
+    assert_eq!(position(&i), (true, 0));
+    let o = i.run(&space(3, 0), 0);
+    good(&o);
+    assert_eq!(position(&i).1, 10_000);
+    // More than the medium holds: nothing written.
+    let o = i.run(&filemarks(1 << 20), 0);
+    assert_eq!(o.sense().unwrap().key, SenseKey::VOLUME_OVERFLOW);
 }
 
 #[test]

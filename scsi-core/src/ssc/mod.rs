@@ -224,13 +224,14 @@ async fn read(
                 read_data(ctx, pos, done, n.min(room)).await?;
                 pos.pass(Object::Block(u16::try_from(n).unwrap_or(0)));
                 if n != size {
-                    // SSC-3 §4.2.4: a block of another length ends the
-                    // command after it, with the blocks not read.
+                    // SSC-3 §7.3: a block of another length ends the
+                    // command after it; the residue counts the blocks not
+                    // read, that one included.
                     let sense = exception(
                         SenseKey::NO_SENSE,
                         Asc::NO_ADDITIONAL_SENSE,
                         StreamBits::ILI,
-                        left - 1,
+                        left,
                     );
                     let len = done + n.min(room);
                     return Err(Stop {
@@ -354,6 +355,9 @@ async fn append(ctx: &Ctx<'_>, pos: &mut Position, run: Append, asked: i64) -> R
     Ok(())
 }
 
+/// Most filemarks written in one backstore write.
+const FILEMARK_RUN: u32 = 4096;
+
 /// WRITE FILEMARKS(6) (SSC-3 §7.14): the filemarks, then (IMMED clear)
 /// the buffered data to the medium.
 async fn write_filemarks(
@@ -364,16 +368,26 @@ async fn write_filemarks(
 ) -> TapeOutcome {
     crate::sbc::check_writable(ctx)?;
     if count > 0 {
-        let n = usize::try_from(count).unwrap_or(usize::MAX);
         let room = ctx.geometry.size.saturating_sub(pos.offset) / image::HEADER_LEN;
         if u64::from(count) > room {
             return Err(overflow(i64::from(count)).into());
         }
-        let mut run = Append::new(pos, n, 0);
-        for _ in 0..n {
-            run.filemark();
+        // In runs of at most FILEMARK_RUN, so that a large count does not
+        // become one large buffer.
+        let mut left = count;
+        while left > 0 {
+            let n = left.min(FILEMARK_RUN);
+            let mut run = Append::new(pos, n as usize, 0);
+            for _ in 0..n {
+                run.filemark();
+            }
+            left -= n;
+            match append(ctx, pos, run, i64::from(count)).await {
+                // The early warning, with filemarks still to write.
+                Err(stop) if left > 0 && stop.sense.key == SenseKey::NO_SENSE => {}
+                other => other?,
+            }
         }
-        append(ctx, pos, run, i64::from(count)).await?;
     }
     if !immed {
         ctx.lu.backstore.flush().await.map_err(|e| e.sense())?;
