@@ -224,3 +224,51 @@ fn refuses_bad_port_groups() {
     t.add_port_group(2, &[3], AccessState::Standby).unwrap();
     assert!(t.add_port_group(4, &[3], AccessState::Standby).is_err());
 }
+
+#[test]
+fn gives_one_logical_unit_its_own_access_states() {
+    let t = target();
+    t.add_lun(
+        1,
+        tgtkit_scsi_core::engine::LuConfig::new(Arc::new(
+            tgtkit_scsi_core::test_utils::MemBackstore::new(64, 512),
+        )),
+    )
+    .unwrap();
+    t.add_port_group(2, &[2], AccessState::ActiveOptimized)
+        .unwrap();
+    let lun1 = tgtkit_scsi_core::lun::Lun::from_index(1).unwrap();
+    let a0 = on_port(&t, "iqn.2026-11.test:a", 2);
+    let a1 = on_port(&t, "iqn.2026-11.test:a1", 2).with_lun(lun1);
+    a0.clear_unit_attentions();
+    a1.clear_unit_attentions();
+    let read = [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0];
+    // LUN 1 is in standby through group 2; LUN 0 is not.
+    assert!(t.set_lu_access_state(1, 2, Some(AccessState::Standby)));
+    assert!(!t.set_lu_access_state(1, 9, Some(AccessState::Standby)));
+    assert!(!t.set_lu_access_state(7, 2, Some(AccessState::Standby)));
+    sense(
+        &a1.run(&read, 512),
+        SenseKey::UNIT_ATTENTION,
+        Asc::ASYMMETRIC_ACCESS_STATE_CHANGED,
+    );
+    sense(
+        &a1.run(&read, 512),
+        SenseKey::NOT_READY,
+        Asc::LUN_NOT_ACCESSIBLE_STANDBY,
+    );
+    assert_eq!(a0.run(&read, 512).status(), Status::GOOD, "no UA on LUN 0");
+    assert_eq!(groups(&rtpg(&a1, false))[1].1, 2, "standby on LUN 1");
+    assert_eq!(groups(&rtpg(&a0, false))[1].1, 0, "active on LUN 0");
+    // A target-wide change leaves LUN 1's own state in place.
+    assert!(t.set_access_state(2, AccessState::ActiveNonOptimized));
+    a0.clear_unit_attentions();
+    a1.clear_unit_attentions();
+    assert_eq!(groups(&rtpg(&a0, false))[1].1, 1);
+    assert_eq!(groups(&rtpg(&a1, false))[1].1, 2);
+    // Back to the group's state.
+    assert!(t.set_lu_access_state(1, 2, None));
+    a1.clear_unit_attentions();
+    assert_eq!(a1.run(&read, 512).status(), Status::GOOD);
+    assert_eq!(groups(&rtpg(&a1, false))[1].1, 1);
+}

@@ -137,7 +137,7 @@ impl Target {
         // Target port group access states, after unit attentions (a check
         // that costs one atomic load unless a group is not active).
         if let Ok(r) = &row {
-            if let Some(sense) = self.alua_refusal(cmd.nexus, r.handler) {
+            if let Some(sense) = self.alua_refusal(&lu, cmd.nexus, r.handler) {
                 return Response::check_condition(&sense, format());
             }
         }

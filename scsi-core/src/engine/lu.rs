@@ -463,6 +463,26 @@ pub(crate) struct LogicalUnit {
     /// A tape's position; tape commands hold it while they run, which
     /// serialises them (a sequential medium has one position).
     pub tape: async_lock::Mutex<crate::ssc::Position>,
+    /// Access states of target port groups for this logical unit alone
+    /// (over the target's), set by `Target::set_lu_access_state`.
+    pub alua: std::sync::RwLock<Vec<(u16, crate::alua::AccessState)>>,
+    /// `alua` is not empty (the lock-free check of the hot path).
+    pub alua_own: AtomicBool,
+}
+
+impl LogicalUnit {
+    /// The access state of `group` for this unit, if it has its own.
+    pub(crate) fn own_access_state(&self, group: u16) -> Option<crate::alua::AccessState> {
+        if !self.alua_own.load(Ordering::Acquire) {
+            return None;
+        }
+        self.alua
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|&&(g, _)| g == group)
+            .map(|&(_, s)| s)
+    }
 }
 
 impl LogicalUnit {
@@ -512,6 +532,8 @@ impl LogicalUnit {
             pr_gate: async_lock::Mutex::new(()),
             copies: crate::spc::xcopy::HeldResults::default(),
             tape: async_lock::Mutex::new(crate::ssc::Position::default()),
+            alua: std::sync::RwLock::new(Vec::new()),
+            alua_own: AtomicBool::new(false),
         })
     }
 

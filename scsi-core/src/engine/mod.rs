@@ -449,6 +449,40 @@ impl Target {
         self.read_alua().of_port(port).state
     }
 
+    /// Give target port group `group` the access state `state` for logical
+    /// unit `index` alone (`None`: the group's own state again), as when
+    /// each logical unit is owned by one controller of a dual-controller
+    /// array. That unit's nexuses learn of it by ASYMMETRIC ACCESS STATE
+    /// CHANGED; REPORT TARGET PORT GROUPS on it reports the state. Returns
+    /// whether the unit and the group exist.
+    pub fn set_lu_access_state(
+        &self,
+        index: u16,
+        group: u16,
+        state: Option<crate::alua::AccessState>,
+    ) -> bool {
+        if !self.read_alua().0.iter().any(|g| g.id == group) {
+            return false;
+        }
+        let Some(lu) = self.read_luns().get(&index).cloned() else {
+            return false;
+        };
+        {
+            let mut own = lu
+                .alua
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            own.retain(|&(g, _)| g != group);
+            if let Some(state) = state {
+                own.push((group, state));
+            }
+            lu.alua_own.store(!own.is_empty(), Ordering::Release);
+        }
+        lu.state()
+            .raise_all(Asc::ASYMMETRIC_ACCESS_STATE_CHANGED, None);
+        true
+    }
+
     /// Let initiators ask for access states with SET TARGET PORT GROUPS
     /// (explicit ALUA), each request granted or refused by `policy`.
     pub fn set_alua_policy(&self, policy: Arc<dyn crate::alua::AluaPolicy>) {
@@ -498,14 +532,32 @@ impl Target {
     /// group's access state (only looked at when a group is not active).
     pub(crate) fn alua_refusal(
         &self,
+        lu: &LogicalUnit,
         nexus: NexusId,
         handler: crate::table::Handler,
     ) -> Option<crate::sense::Sense> {
-        if self.alua_all_active.load(Ordering::Acquire) {
+        if self.alua_all_active.load(Ordering::Acquire) && !lu.alua_own.load(Ordering::Acquire) {
             return None;
         }
         let port = self.nexus_info(nexus).map_or(0, |i| i.relative_port);
-        self.read_alua().of_port(port).state.refusal(handler)
+        let (group, state) = {
+            let groups = self.read_alua();
+            let g = groups.of_port(port);
+            (g.id, g.state)
+        };
+        lu.own_access_state(group).unwrap_or(state).refusal(handler)
+    }
+
+    /// The target's port groups as logical unit `lu` sees them (its own
+    /// access states applied).
+    pub(crate) fn alua_of(&self, lu: &LogicalUnit) -> crate::alua::Groups {
+        let mut groups = self.read_alua().clone();
+        for g in &mut groups.0 {
+            if let Some(state) = lu.own_access_state(g.id) {
+                g.state = state;
+            }
+        }
+        groups
     }
 
     pub(crate) fn read_alua(&self) -> std::sync::RwLockReadGuard<'_, crate::alua::Groups> {

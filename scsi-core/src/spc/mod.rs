@@ -98,7 +98,10 @@ pub(crate) fn report_target_port_groups(ctx: &Ctx<'_>, format: u8, alloc_len: u3
     }
     let ports = ctx.target.known_ports();
     let explicit = ctx.target.alua_policy().is_some();
-    let data = ctx.target.read_alua().report(format == 1, &ports, explicit);
+    let data = ctx
+        .target
+        .alua_of(ctx.lu)
+        .report(format == 1, &ports, explicit);
     Ok(ctx.data_in(&data, usize::try_from(alloc_len).unwrap_or(usize::MAX)))
 }
 
