@@ -9,9 +9,10 @@
 //! * [`engine`]: the [`Target`](engine::Target), its logical units, I_T
 //!   nexuses, unit attentions and task sets;
 //! * [`pr`]: persistent reservations, TransportIDs and the APTPL store;
-//! * `spc`, `sbc` and `mmc` (internal): the primary command set, and the
-//!   block (disk) and multimedia (CD/DVD) device models, chosen per logical
-//!   unit by its [`device::DeviceType`];
+//! * `spc`, `sbc` and `mmc` (internal) and [`ssc`]: the primary command
+//!   set, and the block (disk), multimedia (CD/DVD) and stream (tape)
+//!   device models, chosen per logical unit by its [`device::DeviceType`]
+//!   (`ssc` is public for its tape image format);
 //! * [`backstore`] and [`buffer`]: the async storage trait under a logical
 //!   unit and the transport-owned data buffers it reads and writes in place.
 //!

@@ -32,7 +32,7 @@ const END_OF_RECORD: u8 = 0x20;
 /// Where a tape is: the byte offset of the next object's header, and the
 /// counts SSC reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Position {
+pub(crate) struct Position {
     /// Byte offset of the header of the object after the position.
     pub(crate) offset: u64,
     /// Data length of the object before the position (0 at BOP).

@@ -21,7 +21,8 @@
 
 pub mod image;
 
-pub use image::{Position, MAX_BLOCK_LEN};
+pub(crate) use image::Position;
+pub use image::MAX_BLOCK_LEN;
 
 use crate::buffer::DataBuffer;
 use crate::cdb::Cdb;
