@@ -95,7 +95,9 @@ impl Target {
         let row = table::lookup_for(lu.device, cdb);
         // The tape model's own commands run in `ssc` (they can transfer
         // data with CHECK CONDITION).
-        let stream = row.as_ref().is_ok_and(|r| r.devices == table::Devices::TAPE);
+        let stream = row
+            .as_ref()
+            .is_ok_and(|r| r.devices == table::Devices::TAPE);
         let format = if lu.quiet.is_quiet(cmd.nexus, geometry.size) {
             None
         } else {
