@@ -1120,3 +1120,62 @@ fn accepts_discovery_session_send_targets_and_rejects_scsi() {
     });
     assert_eq!(srv.session_count(), 0);
 }
+
+/// A server whose LUN 0 is a tape (SSC): its READ answers with data and
+/// CHECK CONDITION together.
+fn tape_server() -> Arc<IscsiServer> {
+    let t = Target::new(TargetConfig {
+        name: IQN.into(),
+        ..TargetConfig::default()
+    });
+    let tape = LuConfig::new(Arc::new(MemBackstore::new(256, 512)))
+        .device_type(tgtkit_scsi_core::device::DeviceType::Tape);
+    t.add_lun(0, tape).unwrap();
+    let group = PortalGroup {
+        addresses: vec!["127.0.0.1:3260".into()],
+        ..PortalGroup::default()
+    };
+    let config = PortalConfig {
+        group,
+        nodes: vec![TargetNode::new(IQN)],
+        ..PortalConfig::default()
+    };
+    IscsiServer::new(config, vec![t], None).unwrap()
+}
+
+#[test]
+fn sends_a_short_tape_block_then_its_check_condition() {
+    let srv = tape_server();
+    with_conn(&srv, |mut ini| async move {
+        ini.login(&[]).await;
+        clear_ua(&mut ini).await;
+        // WRITE(6), one variable-length block of 100 bytes, as immediate data.
+        ini.command(
+            2,
+            &[0x0a, 0, 0, 0, 100, 0],
+            false,
+            true,
+            100,
+            &[0x5c; 100],
+            true,
+        )
+        .await;
+        assert_eq!(ini.status(2).await.0, 0);
+        ini.command(3, &[0x01, 0, 0, 0, 0, 0], false, false, 0, &[], true)
+            .await;
+        assert_eq!(ini.status(3).await.0, 0);
+        // READ(6) of up to 512 bytes: the 100-byte block in Data-In, then a
+        // SCSI Response with CHECK CONDITION (ILI, residue 412) and the
+        // underflow.
+        ini.command(4, &[0x08, 0, 0, 2, 0, 0], true, false, 512, &[], true)
+            .await;
+        let (s, data, kind, residual, sense) = ini.status(4).await;
+        assert_eq!(s, 2);
+        assert_eq!(data, vec![0x5c; 100]);
+        assert_eq!((kind, residual), (ResidualKind::Underflow, 412));
+        // The sense segment: a 2-byte length, then fixed-format sense.
+        let sense = &sense[2..];
+        assert_eq!(sense[2], 0x20, "ILI, NO SENSE");
+        assert_eq!(&sense[3..7], &412u32.to_be_bytes());
+    });
+}
