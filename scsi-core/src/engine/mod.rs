@@ -530,6 +530,7 @@ impl Target {
 
     /// Why a command of `handler` from `nexus` may not run in its port
     /// group's access state (only looked at when a group is not active).
+    #[inline]
     pub(crate) fn alua_refusal(
         &self,
         lu: &LogicalUnit,
@@ -539,6 +540,17 @@ impl Target {
         if self.alua_all_active.load(Ordering::Acquire) && !lu.alua_own.load(Ordering::Acquire) {
             return None;
         }
+        self.alua_refusal_slow(lu, nexus, handler)
+    }
+
+    /// [`Self::alua_refusal`] when some group is not active.
+    #[inline(never)]
+    fn alua_refusal_slow(
+        &self,
+        lu: &LogicalUnit,
+        nexus: NexusId,
+        handler: crate::table::Handler,
+    ) -> Option<crate::sense::Sense> {
         let port = self.nexus_info(nexus).map_or(0, |i| i.relative_port);
         let (group, state) = {
             let groups = self.read_alua();
