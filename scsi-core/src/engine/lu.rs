@@ -483,9 +483,7 @@ impl LogicalUnit {
             .find(|&&(g, _)| g == group)
             .map(|&(_, s)| s)
     }
-}
 
-impl LogicalUnit {
     pub(crate) fn new(
         index: u16,
         config: LuConfig,

@@ -15,7 +15,7 @@ pub(crate) use atomic::{
     limits_in_blocks as atomic_limits_in_blocks, supported as atomic_supported, write_atomic,
 };
 pub(crate) use compare::{compare_and_write, or_write, verify};
-pub(crate) use medium::{not_present as medium_not_present, prevent_allow, Medium};
+pub(crate) use medium::{load_eject, not_present as medium_not_present, prevent_allow, Medium};
 pub(crate) use provisioning::{get_lba_status, unmap, write_same};
 pub(crate) use sanitize::{sanitize, SanitizeState};
 

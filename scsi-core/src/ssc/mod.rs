@@ -219,11 +219,12 @@ async fn read(
                 pos.pass(Object::Filemark);
                 return Err(stop(filemark(left)));
             }
-            Object::Block(n) => {
-                let n = usize::from(n);
+            Object::Block(len) => {
+                let n = usize::from(len);
                 let room = ctx.data.len().saturating_sub(done).min(size);
                 read_data(ctx, pos, done, n.min(room)).await?;
-                pos.pass(Object::Block(u16::try_from(n).unwrap_or(0)));
+                pos.pass(Object::Block(len));
+                done += n.min(room);
                 if n != size {
                     // SSC-3 §7.3: a block of another length ends the
                     // command after it; the residue counts the blocks not
@@ -234,13 +235,14 @@ async fn read(
                         StreamBits::ILI,
                         left,
                     );
-                    let len = done + n.min(room);
                     return Err(Stop {
                         sense,
-                        xfer: Xfer { len, wanted: len },
+                        xfer: Xfer {
+                            len: done,
+                            wanted: done,
+                        },
                     });
                 }
-                done += n.min(room);
             }
         }
     }
@@ -496,15 +498,9 @@ async fn load_unload(ctx: &Ctx<'_>, pos: &mut Position, load: bool) -> TapeOutco
         *pos = Position::default();
         return Ok(Xfer::NONE);
     }
-    if !ctx.lu.state().medium.prevent.is_empty() {
-        return Err(Sense::illegal(Asc::MEDIUM_REMOVAL_PREVENTED).into());
-    }
-    ctx.lu.backstore.flush().await.map_err(|e| e.sense())?;
-    let mut state = ctx.lu.state();
-    if !state.medium.prevent.is_empty() {
-        return Err(Sense::illegal(Asc::MEDIUM_REMOVAL_PREVENTED).into());
-    }
-    state.set_ejected(true);
+    // The removable-medium eject: refused while prevented, buffered
+    // data written first.
+    crate::sbc::load_eject(ctx, false).await?;
     *pos = Position::default();
     Ok(Xfer::NONE)
 }
