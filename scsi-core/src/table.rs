@@ -200,6 +200,34 @@ impl PrConflicts {
             spc2,
         }
     }
+
+    /// The columns set, as [`column`] bits: what the lock-free check in
+    /// the engine compares with the columns a held reservation can fire.
+    #[must_use]
+    pub(crate) const fn bits(&self) -> u8 {
+        (self.we as u8 * column::WE)
+            | (self.ea as u8 * column::EA)
+            | (self.registered as u8 * column::REGISTERED)
+            | (self.unreg_we as u8 * column::UNREG_WE)
+            | (self.unreg_ea as u8 * column::UNREG_EA)
+            | (self.spc2 as u8 * column::SPC2)
+    }
+}
+
+/// One bit per [`PrConflicts`] column.
+pub(crate) mod column {
+    /// [`PrConflicts::we`](super::PrConflicts::we).
+    pub const WE: u8 = 1 << 0;
+    /// [`PrConflicts::ea`](super::PrConflicts::ea).
+    pub const EA: u8 = 1 << 1;
+    /// [`PrConflicts::registered`](super::PrConflicts::registered).
+    pub const REGISTERED: u8 = 1 << 2;
+    /// [`PrConflicts::unreg_we`](super::PrConflicts::unreg_we).
+    pub const UNREG_WE: u8 = 1 << 3;
+    /// [`PrConflicts::unreg_ea`](super::PrConflicts::unreg_ea).
+    pub const UNREG_EA: u8 = 1 << 4;
+    /// [`PrConflicts::spc2`](super::PrConflicts::spc2).
+    pub const SPC2: u8 = 1 << 5;
 }
 
 /// Allowed under every persistent reservation and under SPC-2 RESERVE.

@@ -103,3 +103,81 @@ fn accepts_power_on_for_every_new_nexus_sharing_a_quiet_slot() {
         quiet(&a);
     }
 }
+
+/// PERSISTENT RESERVE OUT service action `sa`, type `ty`, with the basic
+/// 24-byte parameter list.
+fn prout(i: &Initiator, sa: u8, ty: u8, key: u64, sa_key: u64) -> Status {
+    let mut p = vec![0u8; 24];
+    p[0..8].copy_from_slice(&key.to_be_bytes());
+    p[8..16].copy_from_slice(&sa_key.to_be_bytes());
+    i.send(&[0x5f, sa, ty, 0, 0, 0, 0, 0, 24, 0], &p).status()
+}
+
+fn write(i: &Initiator) -> Status {
+    i.send(&write16(0, 1), &vec![0; BS as usize]).status()
+}
+
+const REGISTER: u8 = 0;
+const RESERVE: u8 = 1;
+const RELEASE: u8 = 2;
+const PREEMPT: u8 = 4;
+const WRITE_EXCLUSIVE: u8 = 1;
+const WRITE_EXCLUSIVE_RO: u8 = 5;
+
+#[test]
+fn accepts_quiet_reads_under_write_exclusive_and_still_refuses_writes() {
+    let (t, _s, a) = disk();
+    let b = Initiator::new(&t, "iqn.2026-11.test:b");
+    b.clear_unit_attentions();
+    assert_eq!(prout(&a, REGISTER, 0, 0, 1), Status::GOOD);
+    assert_eq!(prout(&a, RESERVE, WRITE_EXCLUSIVE, 1, 0), Status::GOOD);
+    // Reads stay open to everyone under Write Exclusive (SPC-4 table 47),
+    // so they may take the fast path; writes and PREVENT MEDIUM REMOVAL
+    // (a write-class command, SPC-4 table 62) from B must still see the
+    // reservation however quiet B is.
+    quiet(&b);
+    assert_eq!(write(&b), Status::RESERVATION_CONFLICT);
+    quiet(&b);
+    let prevent = b.run(&[0x1e, 0, 0, 0, 1, 0], 0);
+    assert_eq!(prevent.status(), Status::RESERVATION_CONFLICT);
+    quiet(&b);
+    assert_good(&b.run(&[0x1e, 0, 0, 0, 0, 0], 0));
+    assert_eq!(write(&a), Status::GOOD);
+    assert_eq!(prout(&a, RELEASE, WRITE_EXCLUSIVE, 1, 0), Status::GOOD);
+    quiet(&b);
+    assert_eq!(write(&b), Status::GOOD);
+}
+
+#[test]
+fn rechecks_a_nexus_standing_after_every_reservation_change() {
+    // The engine remembers whether a nexus is registered or holds the
+    // reservation; each PERSISTENT RESERVE OUT must make it look again.
+    let (t, _s, a) = disk();
+    let b = Initiator::new(&t, "iqn.2026-11.test:b");
+    b.clear_unit_attentions();
+    assert_eq!(prout(&a, REGISTER, 0, 0, 1), Status::GOOD);
+    assert_eq!(prout(&a, RESERVE, WRITE_EXCLUSIVE_RO, 1, 0), Status::GOOD);
+    assert_eq!(write(&b), Status::RESERVATION_CONFLICT);
+    assert_eq!(write(&b), Status::RESERVATION_CONFLICT);
+    // Registered, B is one of the registrants who may write.
+    assert_eq!(prout(&b, REGISTER, 0, 0, 2), Status::GOOD);
+    assert_eq!(write(&b), Status::GOOD);
+    assert_eq!(write(&b), Status::GOOD);
+    // Preempted, it is not (after the unit attention saying so).
+    assert_eq!(prout(&a, PREEMPT, WRITE_EXCLUSIVE_RO, 1, 2), Status::GOOD);
+    assert_sense(
+        &b.run(&TUR, 0),
+        SenseKey::UNIT_ATTENTION,
+        Asc::REGISTRATIONS_PREEMPTED,
+    );
+    assert_eq!(write(&b), Status::RESERVATION_CONFLICT);
+    quiet(&b);
+    assert_eq!(write(&b), Status::RESERVATION_CONFLICT);
+    // A nexus that goes and comes back is looked at afresh.
+    assert_eq!(prout(&b, REGISTER, 0, 0, 3), Status::GOOD);
+    assert_eq!(write(&b), Status::GOOD);
+    drop(b);
+    let b = Initiator::new(&t, "iqn.2026-11.test:b");
+    b.clear_unit_attentions();
+    assert_eq!(write(&b), Status::GOOD, "the registration names the port");
+}

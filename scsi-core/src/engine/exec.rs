@@ -98,7 +98,8 @@ impl Target {
         let stream = row
             .as_ref()
             .is_ok_and(|r| r.devices == table::Devices::TAPE);
-        let format = if lu.quiet.is_quiet(cmd.nexus, geometry.size) {
+        let columns = row.as_ref().map_or(0, |r| reservation_columns(r));
+        let format = if lu.quiet.is_quiet(cmd.nexus, columns, geometry.size) {
             None
         } else {
             let mut state = lu.state();
@@ -123,7 +124,7 @@ impl Target {
                 }
             }
             if let Ok(row) = &row {
-                if self.reservation_conflict(&state, &cmd, row) {
+                if self.reservation_conflict(&mut state, &cmd, row) {
                     return Response::status(Status::RESERVATION_CONFLICT);
                 }
                 if let Some(sense) = state.unready(row.handler) {
@@ -217,7 +218,7 @@ impl Target {
 
     /// Whether `cmd` (whose table row is `row`) conflicts with an SPC-2 or
     /// persistent reservation held by another I_T nexus.
-    fn reservation_conflict(&self, state: &LuState, cmd: &Command, row: &CommandDesc) -> bool {
+    fn reservation_conflict(&self, state: &mut LuState, cmd: &Command, row: &CommandDesc) -> bool {
         if state.spc2.is_some_and(|n| n != cmd.nexus) && row.conflicts.spc2 {
             return true;
         }
@@ -239,11 +240,20 @@ impl Target {
 
     /// Whether a command of reservation class `cols` from `nexus`
     /// conflicts with a reservation under `state`.
-    fn conflicts(&self, state: &LuState, nexus: NexusId, cols: &table::PrConflicts) -> bool {
+    fn conflicts(&self, state: &mut LuState, nexus: NexusId, cols: &table::PrConflicts) -> bool {
         if state.spc2.is_some_and(|n| n != nexus) && cols.spc2 {
             return true;
         }
-        state.pr.reservation.is_some() && state.pr.conflicts(&self.identity(nexus), cols)
+        let Some(res) = &state.pr.reservation else {
+            return false;
+        };
+        // A class the held type refuses nobody (reads under the Write
+        // Exclusive types) needs no look at who asks.
+        if res.pr_type.columns() & cols.bits() == 0 {
+            return false;
+        }
+        let standing = state.standing_of(nexus, || self.identity(nexus));
+        state.pr.conflicts_as(standing, cols)
     }
 
     /// [`Self::conflicts`] on logical unit `lu` (a copy's other units).
@@ -253,7 +263,7 @@ impl Target {
         nexus: NexusId,
         cols: &table::PrConflicts,
     ) -> bool {
-        self.conflicts(&lu.state(), nexus, cols)
+        self.conflicts(&mut lu.state(), nexus, cols)
     }
 
     /// A command addressed to a LUN with no logical unit (SPC-4 §4.7.4).
@@ -560,6 +570,19 @@ impl From<Status> for Response {
     fn from(status: Status) -> Self {
         Response::status(status)
     }
+}
+
+/// The conflict columns ([`table::PrConflicts::bits`]) a command of table
+/// row `row` may be refused by: its row's, and for PREVENT ALLOW MEDIUM
+/// REMOVAL the write class too (it is one when PREVENT is set). The
+/// lock-free check compares them with those the held reservations fire.
+fn reservation_columns(row: &CommandDesc) -> u8 {
+    let extra = if row.handler == Handler::PreventAllow {
+        table::WRITES.bits()
+    } else {
+        0
+    };
+    row.conflicts.bits() | extra
 }
 
 #[cfg(test)]

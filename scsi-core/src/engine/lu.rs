@@ -3,7 +3,7 @@
 use std::collections::{HashMap, HashSet};
 use std::future::{ready, Future, Ready};
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::future::{BoxFuture, Either};
@@ -13,6 +13,7 @@ use crate::buffer::DataBuffer;
 use crate::engine::task::TaskSet;
 use crate::engine::ua::UaQueue;
 use crate::engine::NexusId;
+use crate::pr::state::Standing;
 use crate::pr::{PrState, PrStore, PrStoreError};
 use crate::sense::{Asc, SenseFormat};
 
@@ -149,9 +150,10 @@ const CLEAN_SLOTS: usize = 64;
 
 /// A lock-free summary of [`LuState`] that lets most commands skip its
 /// lock: when it says "quiet" for a nexus, that nexus has no unit attention
-/// pending, no reservation is held on the logical unit (so none can
-/// conflict), none is being changed, and the medium's size has not changed
-/// since it was last reported.
+/// pending, no reservation held on the logical unit can refuse the
+/// command's class (reads under a Write Exclusive type, say), none is being
+/// changed, and the medium's size has not changed since it was last
+/// reported.
 ///
 /// It may say "not quiet" when things are quiet (the command then takes the
 /// lock and looks), never the reverse: every change that could make a
@@ -164,8 +166,9 @@ pub(crate) struct Quiet {
     /// Slot `id % CLEAN_SLOTS` holds `id` when nexus `id` has an empty unit
     /// attention queue here (0: no nexus; ids start at 1).
     clean: [AtomicU64; CLEAN_SLOTS],
-    /// A reservation (SPC-2 or persistent) may be held.
-    reserved: AtomicBool,
+    /// The conflict columns ([`table::column`](crate::table::column) bits)
+    /// the reservations held may fire: 0 when none is held.
+    reserved: AtomicU8,
     /// Reservation commands running (they may create a reservation).
     reserving: AtomicUsize,
     /// The medium size last reported (mirror of [`LuState::last_size`]).
@@ -176,10 +179,10 @@ pub(crate) struct Quiet {
 }
 
 impl Quiet {
-    fn new(size: u64, reserved: bool) -> Self {
+    fn new(size: u64, reserved: u8) -> Self {
         Self {
             clean: std::array::from_fn(|_| AtomicU64::new(0)),
-            reserved: AtomicBool::new(reserved),
+            reserved: AtomicU8::new(reserved),
             reserving: AtomicUsize::new(0),
             size: AtomicU64::new(size),
             unready: AtomicBool::new(false),
@@ -193,12 +196,13 @@ impl Quiet {
         &self.clean[i]
     }
 
-    /// Whether a command from `nexus` on a medium of `size` bytes may skip
-    /// the state lock.
-    pub(crate) fn is_quiet(&self, nexus: NexusId, size: u64) -> bool {
+    /// Whether a command from `nexus` of conflict columns `columns`
+    /// ([`PrConflicts::bits`](crate::table::PrConflicts::bits)) on a
+    /// medium of `size` bytes may skip the state lock.
+    pub(crate) fn is_quiet(&self, nexus: NexusId, columns: u8, size: u64) -> bool {
         self.slot(nexus).load(Ordering::Acquire) == nexus.0
             && self.reserving.load(Ordering::Acquire) == 0
-            && !self.reserved.load(Ordering::Acquire)
+            && self.reserved.load(Ordering::Acquire) & columns == 0
             && self.size.load(Ordering::Acquire) == size
             && !self.unready.load(Ordering::Acquire)
     }
@@ -245,8 +249,10 @@ pub(crate) struct LuState {
     pub mode: ModeParams,
     /// The size last reported, to notice backstore resizes.
     pub last_size: u64,
-    /// Persistent reservations.
+    /// Persistent reservations (changed only through [`LuState::set_pr`]).
     pub pr: PrState,
+    /// Each nexus's standing under `pr`, as far as commands have asked.
+    pr_standing: HashMap<NexusId, Standing, BuildHasherDefault<NexusHasher>>,
     /// The I_T nexus holding an SPC-2 RESERVE.
     pub spc2: Option<NexusId>,
     /// The removable medium: in or out, and who prevents its removal.
@@ -288,8 +294,47 @@ impl LuState {
     /// Tell the lock-free summary whether a reservation is held (after
     /// releasing one outside a reservation command).
     pub(crate) fn note_reservations(&self) {
-        let held = self.spc2.is_some() || self.pr.reservation.is_some();
-        self.quiet.reserved.store(held, Ordering::Release);
+        self.quiet
+            .reserved
+            .store(self.reserved_columns(), Ordering::Release);
+    }
+
+    /// The conflict columns the reservations held may fire.
+    fn reserved_columns(&self) -> u8 {
+        let spc2 = if self.spc2.is_some() {
+            crate::table::column::SPC2
+        } else {
+            0
+        };
+        spc2 | self
+            .pr
+            .reservation
+            .as_ref()
+            .map_or(0, |r| r.pr_type.columns())
+    }
+
+    /// Replace the persistent reservation state (after PERSISTENT RESERVE
+    /// OUT), forgetting every nexus's remembered standing.
+    pub(crate) fn set_pr(&mut self, pr: PrState) {
+        self.pr = pr;
+        self.pr_standing.clear();
+    }
+
+    /// What `nexus` (whose identity `identity` gives) is to the persistent
+    /// reservation, remembered until the next change of it: the conflict
+    /// check then costs a hash lookup instead of a scan of the
+    /// registrations comparing initiator names.
+    pub(crate) fn standing_of(
+        &mut self,
+        nexus: NexusId,
+        identity: impl FnOnce() -> Arc<crate::pr::ItNexusIdentity>,
+    ) -> Standing {
+        if let Some(&s) = self.pr_standing.get(&nexus) {
+            return s;
+        }
+        let s = self.pr.standing(&identity());
+        self.pr_standing.insert(nexus, s);
+        s
     }
 
     /// Take the removable medium out or put it back in.
@@ -503,7 +548,8 @@ impl LogicalUnit {
         let naa = config.naa.unwrap_or(hash & 0x0fff_ffff_ffff_ffff);
         let write_cache =
             config.backstore.write_cache() && caps.contains(Capabilities::WRITE_CACHE);
-        let quiet = Arc::new(Quiet::new(geometry.size, pr.reservation.is_some()));
+        let reserved = pr.reservation.as_ref().map_or(0, |r| r.pr_type.columns());
+        let quiet = Arc::new(Quiet::new(geometry.size, reserved));
         Ok(Self {
             read_only: config.read_only || geometry.read_only || model.read_only,
             removable: config.removable || model.removable,
@@ -516,6 +562,7 @@ impl LogicalUnit {
                 mode: ModeParams::defaults(write_cache),
                 last_size: geometry.size,
                 pr,
+                pr_standing: HashMap::default(),
                 spc2: None,
                 medium: crate::sbc::Medium::default(),
                 sanitize: crate::sbc::SanitizeState::default(),
@@ -569,6 +616,7 @@ impl LogicalUnit {
         self.copies.forget(nexus);
         let mut state = self.state();
         state.medium.prevent.remove(&nexus);
+        state.pr_standing.remove(&nexus);
         if state.spc2 == Some(nexus) {
             state.spc2 = None;
             state.note_reservations();

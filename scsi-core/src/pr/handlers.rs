@@ -161,7 +161,7 @@ pub(crate) async fn prout(
     }
     {
         let mut state = lu.state();
-        state.pr = new;
+        state.set_pr(new);
         for ua in &fx.ua {
             for (n, id) in &nexuses {
                 if *n != ctx.nexus && ua.to.iter().any(|r| r.names(id)) {

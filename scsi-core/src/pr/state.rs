@@ -52,6 +52,31 @@ impl PrType {
     pub fn write_exclusive(self) -> bool {
         matches!(self.0, 1 | 5 | 7)
     }
+
+    /// The conflict columns ([`table::column`](crate::table::column) bits)
+    /// that can refuse someone under a reservation of this type: a command
+    /// whose columns miss all of them conflicts with no I_T nexus.
+    #[must_use]
+    pub(crate) fn columns(self) -> u8 {
+        use crate::table::column;
+        match self {
+            Self::WRITE_EXCLUSIVE => column::WE,
+            Self::EXCLUSIVE_ACCESS => column::EA,
+            t if t.write_exclusive() => column::REGISTERED | column::UNREG_WE,
+            _ => column::REGISTERED | column::UNREG_EA,
+        }
+    }
+}
+
+/// What an I_T nexus is to the persistent reservation of one logical unit:
+/// the two facts its conflict check needs (see [`PrState::standing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Standing {
+    /// It has a registration.
+    pub registered: bool,
+    /// It holds the reservation (every registrant does under the All
+    /// Registrants types).
+    pub holder: bool,
 }
 
 impl std::fmt::Debug for PrType {
@@ -235,16 +260,34 @@ impl PrState {
     /// with the persistent reservation (SPC-4 §5.13.1 table 47).
     #[must_use]
     pub fn conflicts(&self, who: &ItNexusIdentity, c: &PrConflicts) -> bool {
+        self.reservation.is_some() && self.conflicts_as(self.standing(who), c)
+    }
+
+    /// What `who` is to the reservation: registered, holder.
+    #[must_use]
+    pub(crate) fn standing(&self, who: &ItNexusIdentity) -> Standing {
+        let registered = self.registration_of(who).is_some();
+        let holder = match &self.reservation {
+            None => false,
+            Some(r) if r.pr_type.all_registrants() => registered,
+            Some(r) => r.holder == *who,
+        };
+        Standing { registered, holder }
+    }
+
+    /// [`Self::conflicts`] for an I_T nexus of standing `s`.
+    #[must_use]
+    pub(crate) fn conflicts_as(&self, s: Standing, c: &PrConflicts) -> bool {
         let Some(res) = &self.reservation else {
             return false;
         };
-        if self.is_holder(who) {
+        if s.holder {
             return false;
         }
         match res.pr_type {
             PrType::WRITE_EXCLUSIVE => c.we,
             PrType::EXCLUSIVE_ACCESS => c.ea,
-            _ if self.registration_of(who).is_some() => c.registered,
+            _ if s.registered => c.registered,
             t if t.write_exclusive() => c.unreg_we,
             _ => c.unreg_ea,
         }

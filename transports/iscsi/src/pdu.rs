@@ -1399,7 +1399,9 @@ pub struct Frame {
 /// Feed bytes with [`PduDecoder::spare`] + [`PduDecoder::filled`] (read
 /// straight into the decoder) or [`PduDecoder::extend`], then call
 /// [`PduDecoder::decode`] until it returns `Ok(None)`. The internal buffer
-/// never grows past one maximal PDU plus one read's worth of bytes.
+/// never grows past one maximal PDU plus one read's worth of bytes, and
+/// an idle connection's stays small: the read offered starts at 16 KiB and
+/// doubles (up to 64 KiB) each time a read fills it.
 #[derive(Debug)]
 pub struct PduDecoder {
     buf: Vec<u8>,
@@ -1407,10 +1409,16 @@ pub struct PduDecoder {
     end: usize,
     max_data_segment: u32,
     digests: Digests,
+    /// Bytes offered to the next read (`MIN_READ_CHUNK..=READ_CHUNK`).
+    chunk: usize,
+    /// Bytes the last [`PduDecoder::spare`] offered.
+    offered: usize,
 }
 
-/// Bytes the decoder offers to a single read.
+/// The most bytes the decoder offers to a single read.
 const READ_CHUNK: usize = 64 * 1024;
+/// What it offers first, until reads fill it.
+const MIN_READ_CHUNK: usize = 16 * 1024;
 
 impl PduDecoder {
     /// A decoder accepting data segments up to `max_data_segment` bytes.
@@ -1422,6 +1430,8 @@ impl PduDecoder {
             end: 0,
             max_data_segment: max_data_segment.min(MAX_DATA_SEGMENT_FIELD),
             digests: Digests::default(),
+            chunk: MIN_READ_CHUNK,
+            offered: 0,
         }
     }
 
@@ -1460,23 +1470,28 @@ impl PduDecoder {
             self.start = 0;
             self.end = 0;
         }
-        let want = self.max_pdu() + READ_CHUNK;
-        if self.buf.len() - self.end < READ_CHUNK.min(want) {
+        let want = self.max_pdu() + self.chunk;
+        if self.buf.len() - self.end < self.chunk.min(want) {
             // Compact, then grow up to the cap.
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
             if self.buf.len() < want {
-                let new_len = (self.end + READ_CHUNK).min(want).max(self.buf.len());
+                let new_len = (self.end + self.chunk).min(want).max(self.buf.len());
                 self.buf.resize(new_len, 0);
             }
         }
+        self.offered = self.buf.len() - self.end;
         &mut self.buf[self.end..]
     }
 
     /// Record that `n` bytes were read into [`PduDecoder::spare`].
     pub fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.buf.len());
+        // A read that took all it was offered says more was waiting.
+        if n >= self.offered && self.chunk < READ_CHUNK {
+            self.chunk *= 2;
+        }
     }
 
     /// Append bytes (for tests and fuzzing).
@@ -1485,7 +1500,7 @@ impl PduDecoder {
             let spare = self.spare();
             let n = spare.len().min(bytes.len());
             if n == 0 {
-                // Cannot happen: spare() always offers READ_CHUNK bytes.
+                // Cannot happen: spare() always offers a chunk.
                 return;
             }
             spare[..n].copy_from_slice(&bytes[..n]);
