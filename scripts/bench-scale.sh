@@ -29,31 +29,20 @@ cargo build --release --quiet -p tgtkit-benches --example iscsi_idle
 bin=$target_dir/release/iscsi-target
 idle=$target_dir/release/examples/iscsi_idle
 
+# shellcheck source=scripts/lib-bench-iscsi.sh
+source "$root/scripts/lib-bench-iscsi.sh"
 work=$(mktemp -d)
 tgt_pid=""
 our_pid=""
 hold_pid=""
 cleanup() {
     if [ -n "$hold_pid" ]; then kill "$hold_pid" 2>/dev/null || true; fi
-    if [ -n "$tgt_pid" ]; then
-        tgtadm --lld iscsi --mode target --op delete --force --tid 1 >/dev/null 2>&1 || true
-        tgtadm --lld iscsi --mode system --op delete >/dev/null 2>&1 || true
-        wait "$tgt_pid" 2>/dev/null || true
-    fi
+    stop_tgt
     if [ -n "$our_pid" ]; then kill "$our_pid" 2>/dev/null || true; wait "$our_pid" 2>/dev/null || true; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
 fallocate -l 256M "$work/disk.img"
-
-wait_port() {
-    for _ in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "port $1 did not open" >&2
-    return 1
-}
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
 
@@ -94,13 +83,7 @@ per_session() {
 }
 
 echo "== idle iSCSI sessions: tgtd $(dpkg-query -W -f='${Version}' tgt 2>/dev/null) and tgtkit iscsi-target on one file"
-tgtd -f --iscsi "portal=127.0.0.1:$tgt_port" >"$work/tgtd.log" 2>&1 &
-tgt_pid=$!
-wait_port "$tgt_port"
-sleep 0.5
-tgtadm --lld iscsi --mode target --op new --tid 1 --targetname "$tgt_iqn"
-tgtadm --lld iscsi --mode logicalunit --op new --tid 1 --lun 1 --backing-store "$work/disk.img"
-tgtadm --lld iscsi --mode target --op bind --tid 1 --initiator-address ALL
+start_tgt "$tgt_port" "$tgt_iqn" "$work/disk.img"
 "$bin" --portal "127.0.0.1:$our_port" --iqn "$our_iqn" --lun "file:$work/disk.img" >/dev/null 2>"$work/ours.log" &
 our_pid=$!
 wait_port "$our_port"
