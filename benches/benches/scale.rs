@@ -79,7 +79,11 @@ const NEXUSES: u32 = 16;
 /// The distinct 4 KiB blocks a round reads, at least: as many as the
 /// scaled target has units.
 const BLOCKS: usize = LUNS as usize;
-const READ16: [u8; 16] = [0x88, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0];
+/// A 16-byte READ or WRITE of 8 blocks (4 KiB) at LBA 0: byte 0, the
+/// opcode, is set per command.
+const RW16: [u8; 16] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0];
+const READ16: u8 = 0x88;
+const WRITE16: u8 = 0x8a;
 /// PERSISTENT RESERVE OUT with a 24-byte parameter list.
 const PROUT: [u8; 10] = [0x5f, 0, 0, 0, 0, 0, 0, 0, 24, 0];
 /// Write Exclusive – Registrants Only.
@@ -192,7 +196,7 @@ fn commands(target: &Target, pairs: &[(u16, NexusId)], op: u8) -> Vec<Command> {
     let cmds: Vec<Command> = (0..BLOCKS.max(pairs.len()))
         .map(|i| {
             let (lun, n) = pairs[i % pairs.len()];
-            let mut cdb = READ16;
+            let mut cdb = RW16;
             cdb[0] = op;
             cdb[2..10].copy_from_slice(&(8 * (i / pairs.len()) as u64).to_be_bytes());
             command(n, lun, &cdb, data.clone())
@@ -218,13 +222,10 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-const WRITE16: u8 = 0x8a;
-const READ16_OP: u8 = 0x88;
-
 fn benches(c: &mut Criterion) {
     let (one, one_pairs, _) = build(1, 1, false);
     let (many, many_pairs, _) = build(LUNS, NEXUSES, true);
-    for (name, op) in [("read16", READ16_OP), ("write16", WRITE16)] {
+    for (name, op) in [("read16", READ16), ("write16", WRITE16)] {
         let cmds = commands(&one, &one_pairs, op);
         let mut next = cmds.iter().cycle();
         c.bench_function(&format!("scale_{name}_4k_1lun_1nexus"), |b| {
@@ -248,7 +249,7 @@ fn benches(c: &mut Criterion) {
 fn figures() {
     let (one, one_pairs, _) = build(1, 1, false);
     let (many, many_pairs, foot) = build(LUNS, NEXUSES, true);
-    for (name, op) in [("READ(16)", READ16_OP), ("WRITE(16)", WRITE16)] {
+    for (name, op) in [("READ(16)", READ16), ("WRITE(16)", WRITE16)] {
         let (one_cmds, many_cmds) = (
             commands(&one, &one_pairs, op),
             commands(&many, &many_pairs, op),

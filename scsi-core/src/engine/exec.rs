@@ -244,12 +244,9 @@ impl Target {
         if state.spc2.is_some_and(|n| n != nexus) && cols.spc2 {
             return true;
         }
-        let Some(res) = &state.pr.reservation else {
-            return false;
-        };
-        // A class the held type refuses nobody (reads under the Write
-        // Exclusive types) needs no look at who asks.
-        if res.pr_type.columns() & cols.bits() == 0 {
+        // No reservation, or a class the held type refuses nobody (reads
+        // under the Write Exclusive types): no need to look at who asks.
+        if state.pr.columns() & cols.bits() == 0 {
             return false;
         }
         let standing = state.standing_of(nexus, || self.identity(nexus));

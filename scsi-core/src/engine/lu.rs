@@ -291,8 +291,8 @@ impl LuState {
         }
     }
 
-    /// Tell the lock-free summary whether a reservation is held (after
-    /// releasing one outside a reservation command).
+    /// Tell the lock-free summary which conflict columns the reservations
+    /// held can fire (after releasing one outside a reservation command).
     pub(crate) fn note_reservations(&self) {
         self.quiet
             .reserved
@@ -306,11 +306,7 @@ impl LuState {
         } else {
             0
         };
-        spc2 | self
-            .pr
-            .reservation
-            .as_ref()
-            .map_or(0, |r| r.pr_type.columns())
+        spc2 | self.pr.columns()
     }
 
     /// Replace the persistent reservation state (after PERSISTENT RESERVE
@@ -548,8 +544,7 @@ impl LogicalUnit {
         let naa = config.naa.unwrap_or(hash & 0x0fff_ffff_ffff_ffff);
         let write_cache =
             config.backstore.write_cache() && caps.contains(Capabilities::WRITE_CACHE);
-        let reserved = pr.reservation.as_ref().map_or(0, |r| r.pr_type.columns());
-        let quiet = Arc::new(Quiet::new(geometry.size, reserved));
+        let quiet = Arc::new(Quiet::new(geometry.size, pr.columns()));
         Ok(Self {
             read_only: config.read_only || geometry.read_only || model.read_only,
             removable: config.removable || model.removable,

@@ -263,6 +263,13 @@ impl PrState {
         self.reservation.is_some() && self.conflicts_as(self.standing(who), c)
     }
 
+    /// The conflict columns ([`table::column`](crate::table::column) bits)
+    /// the reservation held, if any, can fire (0 when none is held).
+    #[must_use]
+    pub(crate) fn columns(&self) -> u8 {
+        self.reservation.as_ref().map_or(0, |r| r.pr_type.columns())
+    }
+
     /// What `who` is to the reservation: registered, holder.
     #[must_use]
     pub(crate) fn standing(&self, who: &ItNexusIdentity) -> Standing {
