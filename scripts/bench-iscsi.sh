@@ -10,8 +10,10 @@
 #     IOPS summed: whether sessions scale across the cores (give
 #     BENCH_TARGET_ARGS="--worker-threads 0" for one runtime thread per CPU)
 # Prints IOPS and one `ratio=` line (tgtkit/tgt) per workload. Figures only: it never fails
-# on a slow result. Environment: BENCH_SECONDS (default 15), BENCH_WRITES
-# (default 100000), BENCH_ROUNDS (default 2), BENCH_TARGET_ARGS (extra
+# on a slow result. Environment: BENCH_SECONDS (default 10), BENCH_WRITES
+# (default 100000), BENCH_ROUNDS (default 3), BENCH_WORKLOADS (a subset of
+# read_iops write_iops seq_read_iops seq_write_iops sessions_read_iops),
+# BENCH_TARGET_ARGS (extra
 # iscsi-target flags, e.g. "--io-engine io-uring"), CARGO_TARGET_DIR.
 set -euo pipefail
 
@@ -84,10 +86,12 @@ sessions_read_iops() { # url: 4 sessions at QD8, IOPS summed
 }
 
 # The machine is shared and noisy: alternate the two targets for
-# BENCH_ROUNDS rounds and keep each one's best figure.
-rounds=${BENCH_ROUNDS:-2}
-best() { awk -v a="$1" -v b="$2" 'BEGIN { print (a > b ? a : b) }'; }
-workloads=(read_iops write_iops seq_read_iops seq_write_iops sessions_read_iops)
+# BENCH_ROUNDS rounds and report each one's median (the lower middle
+# figure for an even count). BENCH_WORKLOADS picks some workloads by
+# function name, e.g. BENCH_WORKLOADS="write_iops".
+rounds=${BENCH_ROUNDS:-3}
+median() { tr ' ' '\n' | grep . | sort -n | awk '{ v[NR] = $1 } END { print (NR ? v[int((NR + 1) / 2)] : 0) }'; }
+read -r -a workloads <<<"${BENCH_WORKLOADS:-read_iops write_iops seq_read_iops seq_write_iops sessions_read_iops}"
 declare -A label=(
     [read_iops]="4 KiB random read, QD32"
     [write_iops]="4 KiB scattered write, QD32"
@@ -95,21 +99,31 @@ declare -A label=(
     [seq_write_iops]="128 KiB sequential write, QD8"
     [sessions_read_iops]="4 KiB random read, 4 sessions x QD8"
 )
-declare -A tgt_best our_best
-for w in "${workloads[@]}"; do tgt_best[$w]=0; our_best[$w]=0; done
+declare -A tgt_all our_all tgt_med our_med
+for w in "${workloads[@]}"; do tgt_all[$w]=""; our_all[$w]=""; done
 for r in $(seq 1 "$rounds"); do
     for w in "${workloads[@]}"; do
-        t=$("$w" "$tgt_url"); o=$("$w" "$our_url")
+        # Alternate which target goes first, so neither always meets the
+        # other's leftovers (dirty pages, a warm cache).
+        if [ $((r % 2)) -eq 1 ]; then
+            t=$("$w" "$tgt_url"); o=$("$w" "$our_url")
+        else
+            o=$("$w" "$our_url"); t=$("$w" "$tgt_url")
+        fi
         echo "round $r ${label[$w]}: tgt $t  tgtkit $o"
-        tgt_best[$w]=$(best "${tgt_best[$w]}" "$t"); our_best[$w]=$(best "${our_best[$w]}" "$o")
+        tgt_all[$w]+=" $t"; our_all[$w]+=" $o"
     done
 done
-
-printf '%-38s %12s %12s\n' "workload (best of $rounds)" "tgt IOPS" "tgtkit IOPS"
 for w in "${workloads[@]}"; do
-    printf '%-38s %12s %12s\n' "${label[$w]}" "${tgt_best[$w]}" "${our_best[$w]}"
+    tgt_med[$w]=$(echo "${tgt_all[$w]}" | median)
+    our_med[$w]=$(echo "${our_all[$w]}" | median)
+done
+
+printf '%-38s %12s %12s\n' "workload (median of $rounds)" "tgt IOPS" "tgtkit IOPS"
+for w in "${workloads[@]}"; do
+    printf '%-38s %12s %12s\n' "${label[$w]}" "${tgt_med[$w]}" "${our_med[$w]}"
 done
 for w in "${workloads[@]}"; do
-    awk -v n="${label[$w]}" -v a="${our_best[$w]}" -v b="${tgt_best[$w]}" \
+    awk -v n="${label[$w]}" -v a="${our_med[$w]}" -v b="${tgt_med[$w]}" \
         'BEGIN { if (b > 0) printf "iscsi: %s ratio=%.2f\n", n, a / b; else printf "iscsi: %s ratio=n/a\n", n }'
 done

@@ -6,7 +6,15 @@
 //! device, with O_DIRECT) and the transport's memory. They run on a small
 //! [`BlockingPool`] the backstore owns, or, with the cargo feature
 //! `io-uring` and `IoEngine::IoUring`, on an io_uring ring driven by a
-//! thread the backstore owns.
+//! thread the backstore owns. On the ring run reads, flushes and, with
+//! `O_DIRECT`, writes; buffered writes stay off it, because io_uring
+//! hands a buffered write it cannot do without blocking to one of its own
+//! io-wq workers (every buffered write on ext4): two thread hops where a
+//! pool takes one. With either engine, buffered writes that need no
+//! durability run on one writer thread of their own: they serialize on
+//! the inode's lock anyway, and one busy thread is woken less often than
+//! a pool taking turns (4 KiB QD32 writes over iSCSI: 68k IOPS on four
+//! pool threads, 88k on the one writer).
 //!
 //! | operation | regular file | block device |
 //! | --- | --- | --- |
@@ -330,10 +338,12 @@ impl FileOptions {
             zeroes: OnceLock::new(),
         });
         let pool = BlockingPool::new("tgtkit-file", self.threads);
+        let writer = BlockingPool::new("tgtkit-write", 1);
         let engine = Engine::start(self.engine, &inner);
         Ok(FileBackstore {
             inner,
             pool,
+            writer,
             engine,
         })
     }
@@ -670,6 +680,10 @@ impl Engine {
 pub struct FileBackstore {
     inner: Arc<Inner>,
     pool: BlockingPool,
+    /// One thread for buffered writes that need no durability: they take
+    /// the inode's lock in turn anyway, and one busy thread draining its
+    /// queue is woken far less often than a pool taking turns.
+    writer: BlockingPool,
     engine: Engine,
 }
 
@@ -784,9 +798,17 @@ impl FileBackstore {
         &self,
         f: impl FnOnce(&Inner) -> io::Result<R> + Send + 'static,
     ) -> io::Result<R> {
-        let inner = Arc::clone(&self.inner);
-        self.pool
-            .run(move || f(&inner))
+        Self::run_on(&self.pool, &self.inner, f).await
+    }
+
+    /// Run `f` on `pool`.
+    async fn run_on<R: Send + 'static>(
+        pool: &BlockingPool,
+        inner: &Arc<Inner>,
+        f: impl FnOnce(&Inner) -> io::Result<R> + Send + 'static,
+    ) -> io::Result<R> {
+        let inner = Arc::clone(inner);
+        pool.run(move || f(&inner))
             .await
             .unwrap_or_else(|_| Err(pool_gone()))
     }
@@ -804,14 +826,19 @@ impl FileBackstore {
     }
 
     async fn write_direct(&self, offset: u64, buf: DataBuffer, durable: bool) -> io::Result<()> {
-        match &self.engine {
-            Engine::Pool => {
-                self.blocking(move |inner| inner.write_blocking(offset, &buf, durable))
-                    .await
-            }
+        let pool = match &self.engine {
+            // Buffered writes stay off the ring (see the module docs).
+            _ if !self.inner.direct && !durable => &self.writer,
             #[cfg(feature = "io-uring")]
-            Engine::Uring(ring) => ring.write(offset, buf, durable).await,
-        }
+            Engine::Uring(ring) if self.inner.direct => {
+                return ring.write(offset, buf, durable).await;
+            }
+            _ => &self.pool,
+        };
+        Self::run_on(pool, &self.inner, move |inner| {
+            inner.write_blocking(offset, &buf, durable)
+        })
+        .await
     }
 
     fn needs_bounce(&self, buf: &DataBuffer) -> bool {

@@ -764,7 +764,14 @@ impl Conn {
             return self.send(Out::Scsi(Box::new(done))).await;
         }
         let edtl = c.edtl;
-        let buffer = DataBuffer::zeroed(edtl as usize);
+        // A write whose immediate data is all of it keeps the PDU's own
+        // buffer: no second allocation, no zero-fill, no copy.
+        let whole = c.write && edtl > 0 && data.len() == edtl as usize;
+        let (buffer, data) = if whole {
+            (DataBuffer::from_vec(data), Vec::new())
+        } else {
+            (DataBuffer::zeroed(edtl as usize), data)
+        };
         self.held_bytes += edtl as usize;
         let cmd = Command {
             nexus,
@@ -775,8 +782,12 @@ impl Conn {
             data: buffer.clone(),
         };
         if c.write && edtl > 0 {
-            buffer.write_at(0, &data);
-            let received = u32::try_from(data.len()).unwrap_or(u32::MAX);
+            let received = if whole {
+                edtl
+            } else {
+                buffer.write_at(0, &data);
+                u32::try_from(data.len()).unwrap_or(u32::MAX)
+            };
             let unsolicited_limit = if self.params.initial_r2t {
                 received
             } else {
