@@ -343,6 +343,11 @@ pub struct Sense {
     /// The INFORMATION field (e.g. the MISCOMPARE offset, or the LBA of a
     /// medium error); the VALID bit is set when present.
     pub information: Option<u64>,
+    /// The COMMAND-SPECIFIC INFORMATION field, whose meaning the command
+    /// defines (EXTENDED COPY: the number of the segment that failed, in
+    /// its third and fourth bytes).
+    /// The fixed format holds four bytes of it, and reads zero as absent.
+    pub command_specific: Option<u64>,
     /// Sense-key-specific field pointer (ILLEGAL REQUEST).
     pub field: Option<FieldPointer>,
     /// Deferred error (response code 71h/73h) rather than current.
@@ -377,6 +382,7 @@ impl Sense {
             key,
             asc,
             information: None,
+            command_specific: None,
             field: None,
             deferred: false,
             stream: StreamBits::NONE,
@@ -434,6 +440,13 @@ impl Sense {
         self
     }
 
+    /// Set the COMMAND-SPECIFIC INFORMATION field.
+    #[must_use]
+    pub fn with_command_specific(mut self, info: u64) -> Self {
+        self.command_specific = Some(info);
+        self
+    }
+
     /// Set the INFORMATION field to a signed residue (SSC-4: requested
     /// minus actual, negative for an overlength block), as a two's
     /// complement value.
@@ -454,11 +467,12 @@ impl Sense {
     /// Encode in `format` into `out`; returns the encoded length.
     ///
     /// Fixed format is 18 bytes; descriptor format is 8 bytes plus one
-    /// information descriptor (12) and one sense-key-specific descriptor (8)
-    /// when those fields are present. `out` must hold [`Sense::encoded_len`]
+    /// information descriptor (12), one command-specific information
+    /// descriptor (12), one sense-key-specific descriptor (8) and one
+    /// stream commands descriptor (4) when those fields are present. `out` must hold [`Sense::encoded_len`]
     /// bytes; a shorter `out` receives a truncated copy.
     pub fn encode(&self, format: SenseFormat, out: &mut [u8]) -> usize {
-        let mut buf = [0u8; 40];
+        let mut buf = [0u8; ENCODE_BUF];
         let len = match format {
             SenseFormat::Fixed => self.encode_fixed(&mut buf),
             SenseFormat::Descriptor => self.encode_descriptor(&mut buf),
@@ -483,13 +497,18 @@ impl Sense {
             SenseFormat::Fixed => FIXED_SENSE_LEN,
             SenseFormat::Descriptor => {
                 8 + if self.information.is_some() { 12 } else { 0 }
+                    + if self.command_specific.is_some() {
+                        12
+                    } else {
+                        0
+                    }
                     + if self.field.is_some() { 8 } else { 0 }
                     + if self.stream.is_empty() { 0 } else { 4 }
             }
         }
     }
 
-    fn encode_fixed(&self, b: &mut [u8; 40]) -> usize {
+    fn encode_fixed(&self, b: &mut [u8; ENCODE_BUF]) -> usize {
         b[0] = if self.deferred { 0x71 } else { 0x70 };
         if let Some(info) = self.information {
             // The fixed format has four INFORMATION bytes; a larger value
@@ -502,6 +521,9 @@ impl Sense {
         }
         b[2] = (self.key.0 & 0x0f) | (self.stream.0 & 0xe0);
         b[7] = 10; // additional sense length
+        if let Some(info) = self.command_specific.and_then(|v| u32::try_from(v).ok()) {
+            b[8..12].copy_from_slice(&info.to_be_bytes());
+        }
         b[12] = self.asc.asc();
         b[13] = self.asc.ascq();
         if let Some(field) = self.field {
@@ -510,7 +532,7 @@ impl Sense {
         FIXED_SENSE_LEN
     }
 
-    fn encode_descriptor(&self, b: &mut [u8; 40]) -> usize {
+    fn encode_descriptor(&self, b: &mut [u8; ENCODE_BUF]) -> usize {
         b[0] = if self.deferred { 0x73 } else { 0x72 };
         b[1] = self.key.0 & 0x0f;
         b[2] = self.asc.asc();
@@ -521,6 +543,13 @@ impl Sense {
             b[at] = 0x00;
             b[at + 1] = 0x0a;
             b[at + 2] = 0x80; // VALID
+            b[at + 4..at + 12].copy_from_slice(&info.to_be_bytes());
+            at += 12;
+        }
+        if let Some(info) = self.command_specific {
+            // Command-specific information descriptor (SPC-4 §4.4.2.3).
+            b[at] = 0x01;
+            b[at + 1] = 0x0a;
             b[at + 4..at + 12].copy_from_slice(&info.to_be_bytes());
             at += 12;
         }
@@ -561,10 +590,14 @@ impl Sense {
                 } else {
                     None
                 };
+                let command_specific = Some(u32::from_be_bytes([b[8], b[9], b[10], b[11]]))
+                    .filter(|&v| v != 0)
+                    .map(u64::from);
                 Ok(Self {
                     key: SenseKey(b[2] & 0x0f),
                     asc: Asc::from_bytes(b[12], b[13]),
                     information,
+                    command_specific,
                     field,
                     deferred: code == 0x71,
                     stream: StreamBits(b[2] & 0xe0),
@@ -591,6 +624,11 @@ impl Sense {
                             v.copy_from_slice(&b[at + 4..at + 12]);
                             sense.information = Some(u64::from_be_bytes(v));
                         }
+                        0x01 if len >= 10 => {
+                            let mut v = [0u8; 8];
+                            v.copy_from_slice(&b[at + 4..at + 12]);
+                            sense.command_specific = Some(u64::from_be_bytes(v));
+                        }
                         0x02 if len >= 6 => {
                             sense.field =
                                 FieldPointer::from_bytes([b[at + 4], b[at + 5], b[at + 6]]);
@@ -606,6 +644,10 @@ impl Sense {
         }
     }
 }
+
+/// Room for the longest encoding: descriptor format with every descriptor
+/// we emit (8 + 12 + 12 + 8 + 4 bytes).
+const ENCODE_BUF: usize = 48;
 
 /// The four-byte fixed-format INFORMATION of `info`: a value that fits 32
 /// bits, or a negative residue (two's complement) that does.
@@ -664,6 +706,23 @@ mod tests {
     }
 
     #[test]
+    fn encodes_command_specific_information() {
+        // EXTENDED COPY's segment number sits in bytes 2-3 of the field.
+        let s = Sense::new(SenseKey::COPY_ABORTED, Asc::NO_ADDITIONAL_SENSE)
+            .with_command_specific(3)
+            .with_field(FieldPointer::param(16));
+        let f = s.to_vec(SenseFormat::Fixed);
+        assert_eq!(&f[8..12], &[0, 0, 0, 3]);
+        assert_eq!(Sense::decode(&f).unwrap(), s);
+        let d = s.to_vec(SenseFormat::Descriptor);
+        assert_eq!(d.len(), s.encoded_len(SenseFormat::Descriptor));
+        assert_eq!(&d[8..12], &[0x01, 0x0a, 0x00, 0x00]);
+        assert_eq!(&d[12..20], &3u64.to_be_bytes());
+        assert_eq!(&d[20..22], &[0x02, 0x06]);
+        assert_eq!(Sense::decode(&d).unwrap(), s);
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert_eq!(Sense::decode(&[]), Err(SenseDecodeError::TooShort));
         assert_eq!(
@@ -678,18 +737,22 @@ mod tests {
             0u8..16,
             any::<u16>(),
             proptest::option::of(any::<u64>()),
+            proptest::option::of(any::<u64>()),
             proptest::option::of((any::<bool>(), proptest::option::of(0u8..8), any::<u16>())),
             any::<bool>(),
             any::<u8>(),
         )
-            .prop_map(|(key, asc, information, field, deferred, stream)| Sense {
-                key: SenseKey(key),
-                asc: Asc(asc),
-                information,
-                field: field.map(|(in_cdb, bit, byte)| FieldPointer { in_cdb, bit, byte }),
-                deferred,
-                stream: StreamBits(stream & 0xe0),
-            })
+            .prop_map(
+                |(key, asc, information, command_specific, field, deferred, stream)| Sense {
+                    key: SenseKey(key),
+                    asc: Asc(asc),
+                    information,
+                    command_specific,
+                    field: field.map(|(in_cdb, bit, byte)| FieldPointer { in_cdb, bit, byte }),
+                    deferred,
+                    stream: StreamBits(stream & 0xe0),
+                },
+            )
     }
 
     proptest! {
@@ -704,6 +767,9 @@ mod tests {
             let bytes = sense.to_vec(SenseFormat::Fixed);
             let mut expect = sense;
             expect.information = sense.information.and_then(fixed_information).map(u64::from);
+            expect.command_specific = sense
+                .command_specific
+                .filter(|&v| v != 0 && u32::try_from(v).is_ok());
             prop_assert_eq!(Sense::decode(&bytes).unwrap(), expect);
         }
 

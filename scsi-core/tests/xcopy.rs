@@ -226,6 +226,9 @@ fn refuses_before_copying_anything() {
         16 + 32 + 28 + 20,
         "destination LBA field"
     );
+    // The third and fourth bytes of COMMAND-SPECIFIC INFORMATION name the
+    // segment (SPC-4: errors detected during processing of segments).
+    assert_eq!(s.command_specific, Some(1), "the second segment failed");
     assert_eq!(a.contents(500 * 512, 2048), vec![0; 2048]);
     // A wrong DISK BLOCK LENGTH.
     let p = params(5, &[cscd(&me, 4096)], &[segment(0, 0, 1, 0, 1)]);

@@ -47,6 +47,20 @@ fn aborted(asc: Asc, at: u16) -> Sense {
     Sense::new(SenseKey::COPY_ABORTED, asc).with_field(FieldPointer::param(at))
 }
 
+/// Name segment `n` in the COMMAND-SPECIFIC INFORMATION of a COPY ABORTED
+/// that processing it ended with (SPC-4, EXTENDED COPY, errors detected
+/// during processing of segment descriptors: the third and fourth bytes
+/// hold the segment number, the first two the offsets of copy target sense
+/// data, none here). Other errors (ILLEGAL REQUEST) point at the parameter
+/// list instead.
+fn in_segment(sense: Sense, n: usize) -> Sense {
+    if sense.key != SenseKey::COPY_ABORTED {
+        return sense;
+    }
+    // MAX_SEGMENTS keeps the number within the two bytes.
+    sense.with_command_specific(u64::from(u16::try_from(n).unwrap_or(u16::MAX)))
+}
+
 /// One segment, checked and resolved: byte offsets and length.
 struct Plan {
     source: Arc<LogicalUnit>,
@@ -80,12 +94,13 @@ pub(crate) async fn extended_copy(ctx: &Ctx<'_>, param_len: u32) -> Outcome {
     let plans = copy
         .segments
         .iter()
-        .map(|s| plan(ctx, &copy.cscds, &units, s))
+        .enumerate()
+        .map(|(n, s)| plan(ctx, &copy.cscds, &units, s).map_err(|e| in_segment(e, n)))
         .collect::<Result<Vec<_>, Sense>>()?;
     let running = ctx.lu.copies.start(ctx.nexus, copy.list_id, copy.usage)?;
     let mut outcome = Ok(());
-    for plan in &plans {
-        outcome = run(ctx, plan, &running).await;
+    for (n, plan) in plans.iter().enumerate() {
+        outcome = run(ctx, plan, &running).await.map_err(|e| in_segment(e, n));
         if outcome.is_err() {
             break;
         }
