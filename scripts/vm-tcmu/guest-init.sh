@@ -197,6 +197,51 @@ check pr-aptpl-key-survives-handler-restart grep -q "0xabc123" /tmp/prk.txt
 check pr-aptpl-reservation-survives-handler-restart sh -c "grep -q 'Key=0xabc123' /tmp/prr.txt && grep -qi 'Write Exclusive' /tmp/prr.txt"
 check pr-clear sh -c "sg_persist --out --clear --param-rk=0xabc123 $SD && sg_persist --in --read-keys $SD | grep -q 'there are NO registered'"
 
+# --- ROD token copy (ODX) through the kernel's sg path ----------------------
+# POPULATE TOKEN, RECEIVE ROD TOKEN INFORMATION and WRITE USING TOKEN go
+# through sg and LIO to the handler from sg_raw, with parameter lists built
+# here. ddpt 0.97, the ODX initiator Debian ships, cannot be the peer: it
+# puts the first block device range descriptor at byte 15 of POPULATE
+# TOKEN's list and at byte 535 of WRITE USING TOKEN's (SBC-4, Windows'
+# POPULATE_TOKEN_HEADER, FreeBSD's CTL and ddpt's own earlier releases: 16
+# and 536), and with a plain seek= it sends zero blocks. 4 MiB from 120 MiB
+# to 130 MiB of dev0, checked in the backing file.
+dd if=/dev/urandom of=/tmp/odx bs=1M count=4 2>/dev/null
+dd if=/tmp/odx of=$SD bs=1M seek=120 oflag=direct conv=fsync 2>/dev/null
+# POPULATE TOKEN, list 101h, 32 bytes: DATA LENGTH 30, default timeout and
+# ROD type, one range: LBA 245760 (3C000h), 8192 blocks (2000h).
+printf '\000\036\000\000\000\000\000\000\000\000\000\000\000\000\000\020' > /tmp/pt.bin
+printf '\000\000\000\000\000\003\300\000\000\000\040\000\000\000\000\000' >> /tmp/pt.bin
+check odx-populate-token sg_raw -s 32 -i /tmp/pt.bin $SG 83 10 00 00 00 00 00 00 01 01 00 00 00 20 00 00
+check odx-receive-rod-token-information sg_raw -r 1024 -o /tmp/rrti.bin $SG 84 07 00 00 01 01 00 00 00 00 00 00 04 00 00 00
+# Completed (01h) POPULATE TOKEN (10h), 8192 blocks, one 514-byte token descriptor.
+check odx-rrti-reports-the-token sh -c "[ \"\$(od -An -tx1 -j4 -N2 /tmp/rrti.bin)\" = ' 10 01' ] && [ \"\$(od -An -tx1 -j20 -N4 /tmp/rrti.bin)\" = ' 00 00 20 00' ] && [ \"\$(od -An -tx1 -j32 -N4 /tmp/rrti.bin)\" = ' 00 00 02 02' ]"
+dd if=/tmp/rrti.bin of=/tmp/a.rt bs=1 skip=38 count=512 2>/dev/null
+# WRITE USING TOKEN, list 102h, 552 bytes: DATA LENGTH 550, the token, one
+# range: LBA 266240 (41000h), 8192 blocks.
+printf '\002\046\000\000\000\000\000\000\000\000\000\000\000\000\000\000' > /tmp/wut.bin
+cat /tmp/a.rt >> /tmp/wut.bin
+printf '\000\000\000\000\000\000\000\020' >> /tmp/wut.bin
+printf '\000\000\000\000\000\004\020\000\000\000\040\000\000\000\000\000' >> /tmp/wut.bin
+check odx-write-using-token sg_raw -s 552 -i /tmp/wut.bin $SG 83 11 00 00 00 00 00 00 01 02 00 00 02 28 00 00
+sg_raw -r 1024 -o /tmp/rrti2.bin $SG 84 07 00 00 01 02 00 00 00 00 00 00 04 00 00 00 > /dev/null 2>&1
+check odx-rrti-reports-the-write sh -c "[ \"\$(od -An -tx1 -j4 -N2 /tmp/rrti2.bin)\" = ' 11 01' ] && [ \"\$(od -An -tx1 -j20 -N4 /tmp/rrti2.bin)\" = ' 00 00 20 00' ]"
+dd if=$BACKING of=/tmp/odx-out bs=1M skip=130 count=4 2>/dev/null
+check odx-copy-lands-in-backing-file cmp /tmp/odx /tmp/odx-out
+# The block device zero token over the second MiB of the copy.
+printf '\002\046\000\000\000\000\000\000\000\000\000\000\000\000\000\000' > /tmp/wutz.bin
+printf '\377\377\000\001\000\000\001\370' >> /tmp/wutz.bin
+dd if=/dev/zero bs=504 count=1 2>/dev/null >> /tmp/wutz.bin
+printf '\000\000\000\000\000\000\000\020' >> /tmp/wutz.bin
+printf '\000\000\000\000\000\004\030\000\000\000\010\000\000\000\000\000' >> /tmp/wutz.bin
+check odx-zero-token sg_raw -s 552 -i /tmp/wutz.bin $SG 83 11 00 00 00 00 00 00 01 03 00 00 02 28 00 00
+dd if=$BACKING of=/tmp/odx-zero bs=1M skip=131 count=1 2>/dev/null
+dd if=/dev/zero of=/tmp/zero-1m bs=1M count=1 2>/dev/null
+check odx-zero-token-zeroes cmp /tmp/odx-zero /tmp/zero-1m
+dd if=$BACKING of=/tmp/odx-first bs=1M skip=130 count=1 2>/dev/null
+head -c 1048576 /tmp/odx > /tmp/odx-first-want
+check odx-zero-token-spares-the-rest cmp /tmp/odx-first /tmp/odx-first-want
+
 # --- cdrom: an ISO image through the sr driver ------------------------------
 # dev_config cdrom//srv/test.iso: the MMC device model (read-only, 2048-byte
 # blocks) on tcm_loop LUN 5. Linux's sr reads INQUIRY (PDT 5), READ

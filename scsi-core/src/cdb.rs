@@ -342,6 +342,29 @@ pub enum Cdb {
         /// Allocation length.
         alloc_len: u32,
     },
+    /// POPULATE TOKEN (sbc 5.10): create a ROD token naming blocks of this
+    /// logical unit.
+    PopulateToken {
+        /// LIST IDENTIFIER.
+        list_id: u32,
+        /// Parameter list length.
+        param_len: u32,
+    },
+    /// WRITE USING TOKEN (sbc 5.50): write the blocks a ROD token names.
+    WriteUsingToken {
+        /// LIST IDENTIFIER.
+        list_id: u32,
+        /// Parameter list length.
+        param_len: u32,
+    },
+    /// RECEIVE ROD TOKEN INFORMATION (spc 6.19): the result of a POPULATE
+    /// TOKEN or WRITE USING TOKEN, and the token POPULATE TOKEN made.
+    ReceiveRodTokenInformation {
+        /// LIST IDENTIFIER.
+        list_id: u32,
+        /// Allocation length.
+        alloc_len: u32,
+    },
     /// READ TOC/PMA/ATIP (mmc 6.26).
     ReadToc {
         /// MSF: addresses as minute/second/frame instead of LBA.
@@ -674,6 +697,12 @@ pub mod opcode {
     pub const SA_SANITIZE_EXIT_FAILURE_MODE: u16 = 0x1f;
     /// EXTENDED COPY: LID1 parameter list.
     pub const SA_EXTENDED_COPY_LID1: u16 = 0x00;
+    /// THIRD-PARTY COPY OUT: POPULATE TOKEN.
+    pub const SA_POPULATE_TOKEN: u16 = 0x10;
+    /// THIRD-PARTY COPY OUT: WRITE USING TOKEN.
+    pub const SA_WRITE_USING_TOKEN: u16 = 0x11;
+    /// THIRD-PARTY COPY IN: RECEIVE ROD TOKEN INFORMATION.
+    pub const SA_RECEIVE_ROD_TOKEN_INFORMATION: u16 = 0x07;
     /// RECEIVE COPY RESULTS: COPY STATUS (LID1).
     pub const SA_RCR_COPY_STATUS: u16 = 0x00;
     /// RECEIVE COPY RESULTS: OPERATING PARAMETERS.
@@ -1002,6 +1031,18 @@ impl Cdb {
             Handler::ReceiveCopyResults => Cdb::ReceiveCopyResults {
                 service_action: c[1] & 0x1f,
                 list_id: c[2],
+                alloc_len: be32(c, 10),
+            },
+            Handler::PopulateToken => Cdb::PopulateToken {
+                list_id: be32(c, 6),
+                param_len: be32(c, 10),
+            },
+            Handler::WriteUsingToken => Cdb::WriteUsingToken {
+                list_id: be32(c, 6),
+                param_len: be32(c, 10),
+            },
+            Handler::ReceiveRodTokenInformation => Cdb::ReceiveRodTokenInformation {
+                list_id: be32(c, 2),
                 alloc_len: be32(c, 10),
             },
             Handler::ReadToc => Cdb::ReadToc {
@@ -1459,6 +1500,25 @@ impl Cdb {
                 b[0] = op::RECEIVE_COPY_RESULTS;
                 b[1] = service_action & 0x1f;
                 b[2] = list_id;
+                put32(&mut b, 10, alloc_len);
+                16
+            }
+            Cdb::PopulateToken { list_id, param_len }
+            | Cdb::WriteUsingToken { list_id, param_len } => {
+                b[0] = op::EXTENDED_COPY;
+                b[1] = if matches!(self, Cdb::PopulateToken { .. }) {
+                    op::SA_POPULATE_TOKEN as u8
+                } else {
+                    op::SA_WRITE_USING_TOKEN as u8
+                };
+                put32(&mut b, 6, list_id);
+                put32(&mut b, 10, param_len);
+                16
+            }
+            Cdb::ReceiveRodTokenInformation { list_id, alloc_len } => {
+                b[0] = op::RECEIVE_COPY_RESULTS;
+                b[1] = op::SA_RECEIVE_ROD_TOKEN_INFORMATION as u8;
+                put32(&mut b, 2, list_id);
                 put32(&mut b, 10, alloc_len);
                 16
             }
@@ -1999,6 +2059,13 @@ mod tests {
                     param_len,
                 }),
             any::<u32>().prop_map(|param_len| Cdb::ExtendedCopy { param_len }),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(list_id, param_len)| Cdb::PopulateToken { list_id, param_len }),
+            (any::<u32>(), any::<u32>())
+                .prop_map(|(list_id, param_len)| Cdb::WriteUsingToken { list_id, param_len }),
+            (any::<u32>(), any::<u32>()).prop_map(|(list_id, alloc_len)| {
+                Cdb::ReceiveRodTokenInformation { list_id, alloc_len }
+            }),
             (
                 proptest::sample::select(&[0u8, 3, 4][..]),
                 any::<u8>(),

@@ -86,6 +86,9 @@ pub enum Handler {
     ReadPosition,
     ExtendedCopy,
     ReceiveCopyResults,
+    PopulateToken,
+    WriteUsingToken,
+    ReceiveRodTokenInformation,
     PersistentReserveIn,
     PersistentReserveOut,
     Reserve,
@@ -150,6 +153,7 @@ impl Handler {
             | H::PersistentReserveOut => CONFIGURE,
             // The drive, its mechanism and its copy results.
             H::ReceiveCopyResults
+            | H::ReceiveRodTokenInformation
             | H::GetConfiguration
             | H::GetEventStatus
             | H::MechanismStatus
@@ -441,12 +445,18 @@ pub static COMMANDS: &[CommandDesc] = &[
         [op::PERSISTENT_RESERVE_OUT, 0x1f, 0xff, 0, 0, 0xff, 0xff, 0xff, 0xff, CTL]),
     row!(op::EXTENDED_COPY, Some(op::SA_EXTENDED_COPY_LID1), "EXTENDED COPY(LID1)", 16, Write, ExtendedCopy, ALLOWED, DISK,
         [op::EXTENDED_COPY, 0x1f, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    row!(op::EXTENDED_COPY, Some(op::SA_POPULATE_TOKEN), "POPULATE TOKEN", 16, Write, PopulateToken, READS, DISK,
+        [op::EXTENDED_COPY, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
+    row!(op::EXTENDED_COPY, Some(op::SA_WRITE_USING_TOKEN), "WRITE USING TOKEN", 16, Write, WriteUsingToken, WRITES, DISK,
+        [op::EXTENDED_COPY, 0x1f, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
     row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_COPY_STATUS), "RECEIVE COPY STATUS(LID1)", 16, Read, ReceiveCopyResults, READS, DISK,
         [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
     row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_OPERATING_PARAMETERS), "RECEIVE COPY OPERATING PARAMETERS", 16, Read, ReceiveCopyResults, READS, DISK,
         [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
     row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RCR_FAILED_SEGMENT_DETAILS), "RECEIVE COPY FAILURE DETAILS(LID1)", 16, Read, ReceiveCopyResults, READS, DISK,
         [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
+    row!(op::RECEIVE_COPY_RESULTS, Some(op::SA_RECEIVE_ROD_TOKEN_INFORMATION), "RECEIVE ROD TOKEN INFORMATION", 16, Read, ReceiveRodTokenInformation, READS, DISK,
+        [op::RECEIVE_COPY_RESULTS, 0x1f, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0, CTL]),
     row!(op::READ_16, None, "READ(16)", 16, Read, Read, READS, DISK,
         [op::READ_16, 0xf8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x3f, CTL]),
     row!(op::COMPARE_AND_WRITE, None, "COMPARE AND WRITE", 16, Write, CompareAndWrite, WRITES, DISK,

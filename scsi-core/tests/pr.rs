@@ -529,6 +529,9 @@ fn expected(name: &str) -> Option<[bool; 4]> {
         | "REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS"
         | "GET LBA STATUS" => R,
         n if n.starts_with("RECEIVE COPY") => R,
+        // The ROD token commands read as READ does (WRITE USING TOKEN is a
+        // WRITE below).
+        "POPULATE TOKEN" | "RECEIVE ROD TOKEN INFORMATION" => R,
         n if n.starts_with("READ(")
             || n.starts_with("VERIFY")
             || n.starts_with("PRE-FETCH")

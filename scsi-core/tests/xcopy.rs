@@ -428,14 +428,22 @@ fn reports_operating_parameters_and_the_third_party_copy_page() {
             assert_eq!(be32(page, at + 12), max_list);
         }
         if kind == 0x0001 {
-            // EXTENDED COPY SA 00h; RECEIVE COPY RESULTS 00h, 03h, 04h.
-            assert_eq!(&page[at + 4..at + 13], &[8, 0x83, 1, 0, 0x84, 3, 0, 3, 4]);
+            // THIRD-PARTY COPY OUT: EXTENDED COPY(LID1), POPULATE TOKEN,
+            // WRITE USING TOKEN; IN: 00h, 03h, 04h and RECEIVE ROD TOKEN
+            // INFORMATION.
+            assert_eq!(
+                &page[at + 4..at + 16],
+                &[11, 0x83, 3, 0, 0x10, 0x11, 0x84, 4, 0, 3, 4, 7]
+            );
         }
         kinds.push(kind);
         at += 4 + len;
     }
     assert_eq!(at, page.len());
-    assert_eq!(kinds, vec![0x0001, 0x0004, 0x0008, 0x8001]);
+    assert_eq!(
+        kinds,
+        vec![0x0001, 0x0004, 0x0008, 0x0000, 0x0106, 0x0108, 0x8001]
+    );
 }
 
 #[test]

@@ -495,6 +495,15 @@ async fn dispatch(ctx: &Ctx<'_>, cdb: &Cdb) -> Outcome {
             list_id,
             alloc_len,
         } => spc::xcopy::receive_copy_results(ctx, service_action, list_id, alloc_len),
+        Cdb::PopulateToken { list_id, param_len } => {
+            spc::xcopy::rod::populate_token(ctx, list_id, param_len)
+        }
+        Cdb::WriteUsingToken { list_id, param_len } => {
+            spc::xcopy::rod::write_using_token(ctx, list_id, param_len).await
+        }
+        Cdb::ReceiveRodTokenInformation { list_id, alloc_len } => {
+            spc::xcopy::rod::receive_rod_token_information(ctx, list_id, alloc_len)
+        }
         Cdb::PreFetch(ref r) => sbc::pre_fetch(ctx, r),
         Cdb::ReadToc {
             msf,

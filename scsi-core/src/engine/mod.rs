@@ -162,6 +162,8 @@ pub struct Target {
     alua_all_active: AtomicBool,
     /// The embedder's say on SET TARGET PORT GROUPS (explicit ALUA).
     alua_policy: RwLock<Option<Arc<dyn crate::alua::AluaPolicy>>>,
+    /// ROD tokens made by POPULATE TOKEN on any of its units.
+    pub(crate) tokens: crate::spc::xcopy::rod::TokenStore,
 }
 
 impl std::fmt::Debug for Target {
@@ -186,6 +188,7 @@ impl Target {
             alua: RwLock::new(crate::alua::Groups::default()),
             alua_all_active: AtomicBool::new(true),
             alua_policy: RwLock::new(None),
+            tokens: crate::spc::xcopy::rod::TokenStore::default(),
         })
     }
 
@@ -252,6 +255,7 @@ impl Target {
             return false;
         };
         lu.tasks.abort_where(|_, _| true);
+        self.tokens.revoke(&lu);
         for other in luns.values() {
             other
                 .state()
@@ -381,6 +385,14 @@ impl Target {
     fn lu(&self, lun: &Lun) -> Option<Arc<LogicalUnit>> {
         let index = lun.index()?;
         self.read_luns().get(&index).cloned()
+    }
+
+    /// The shared handle of `lu`, while it is one of this target's units.
+    pub(crate) fn unit_arc(&self, lu: &LogicalUnit) -> Option<Arc<LogicalUnit>> {
+        self.read_luns()
+            .values()
+            .find(|l| std::ptr::eq(l.as_ref(), lu))
+            .cloned()
     }
 
     /// The logical unit of this target a copy names by designator: only

@@ -21,6 +21,7 @@
 
 mod list;
 mod results;
+pub(crate) mod rod;
 
 use std::sync::Arc;
 
@@ -32,8 +33,14 @@ use crate::table;
 
 pub(crate) use results::HeldResults;
 
-/// RECEIVE COPY RESULTS service actions (SPC-4 table 183).
+/// Third-party copy service actions (SPC-4 tables 183 and 184).
 pub(crate) mod sa {
+    /// EXTENDED COPY(LID1) (THIRD-PARTY COPY OUT).
+    pub const EXTENDED_COPY_LID1: u8 = 0x00;
+    /// POPULATE TOKEN (THIRD-PARTY COPY OUT).
+    pub const POPULATE_TOKEN: u8 = 0x10;
+    /// WRITE USING TOKEN (THIRD-PARTY COPY OUT).
+    pub const WRITE_USING_TOKEN: u8 = 0x11;
     /// COPY STATUS (LID1).
     pub const COPY_STATUS: u8 = 0x00;
     /// OPERATING PARAMETERS.
@@ -97,7 +104,12 @@ pub(crate) async fn extended_copy(ctx: &Ctx<'_>, param_len: u32) -> Outcome {
         .enumerate()
         .map(|(n, s)| plan(ctx, &copy.cscds, &units, s).map_err(|e| in_segment(e, n)))
         .collect::<Result<Vec<_>, Sense>>()?;
-    let running = ctx.lu.copies.start(ctx.nexus, copy.list_id, copy.usage)?;
+    let running = ctx.lu.copies.start(
+        ctx.nexus,
+        u32::from(copy.list_id),
+        copy.usage,
+        sa::EXTENDED_COPY_LID1,
+    )?;
     let mut outcome = Ok(());
     for (n, plan) in plans.iter().enumerate() {
         outcome = run(ctx, plan, &running).await.map_err(|e| in_segment(e, n));
@@ -171,49 +183,77 @@ fn plan(
     })
 }
 
-/// Copy one planned segment in chunks of at most [`sbc::CHUNK_BYTES`]
-/// (back to front when it overlaps itself forwards).
-///
-/// [`sbc::CHUNK_BYTES`]: crate::sbc::CHUNK_BYTES
+/// Copy one planned segment (back to front when it overlaps itself
+/// forwards), as COPY ABORTED if a copy target fails.
 async fn run(ctx: &Ctx<'_>, plan: &Plan, running: &results::Running<'_>) -> Result<(), Sense> {
-    if plan.bytes == 0 {
-        return Ok(());
-    }
-    let chunk = (crate::sbc::CHUNK_BYTES as u64).min(plan.bytes);
-    let buf = DataBuffer::zeroed(usize::try_from(chunk).unwrap_or(0));
-    let dst = ctx.on(&plan.destination);
     let backwards = Arc::ptr_eq(&plan.source, &plan.destination)
         && plan.to > plan.from
         && plan.to < plan.from + plan.bytes;
-    let chunks = plan.bytes.div_ceil(chunk);
-    let copy_failed = |e: crate::backstore::IoError| Sense {
-        key: SenseKey::COPY_ABORTED,
-        ..e.sense()
+    let span = Span {
+        source: &plan.source,
+        from: plan.from,
+        destination: &plan.destination,
+        to: plan.to,
+        bytes: plan.bytes,
     };
+    copy_span(ctx, &span, backwards, |n| running.progress(n))
+        .await
+        .map_err(|s| Sense {
+            key: SenseKey::COPY_ABORTED,
+            ..s
+        })
+}
+
+/// `bytes` bytes at byte `from` of `source`, to byte `to` of
+/// `destination`: one contiguous run on both sides.
+pub(crate) struct Span<'a> {
+    pub source: &'a LogicalUnit,
+    pub from: u64,
+    pub destination: &'a LogicalUnit,
+    pub to: u64,
+    pub bytes: u64,
+}
+
+/// Copy `span` on the backstores in chunks of at most
+/// [`sbc::CHUNK_BYTES`], front to back or (`backwards`) back to front,
+/// reporting each chunk's bytes to `progress`. Each chunk is read under the
+/// source's write gate and written durably under the destination's, so a
+/// chunk never interleaves with an atomic write. The error is the failing
+/// backstore's sense data.
+///
+/// [`sbc::CHUNK_BYTES`]: crate::sbc::CHUNK_BYTES
+pub(crate) async fn copy_span(
+    ctx: &Ctx<'_>,
+    span: &Span<'_>,
+    backwards: bool,
+    progress: impl Fn(u64),
+) -> Result<(), Sense> {
+    if span.bytes == 0 {
+        return Ok(());
+    }
+    let chunk = (crate::sbc::CHUNK_BYTES as u64).min(span.bytes);
+    let buf = DataBuffer::zeroed(usize::try_from(chunk).unwrap_or(0));
+    let dst = ctx.on(span.destination);
+    let chunks = span.bytes.div_ceil(chunk);
     for i in 0..chunks {
         let i = if backwards { chunks - 1 - i } else { i };
         let at = i * chunk;
-        let n = chunk.min(plan.bytes - at);
+        let n = chunk.min(span.bytes - at);
         let view = buf
             .slice(0, usize::try_from(n).unwrap_or(0))
             .unwrap_or_default();
         {
-            let _shared = plan.source.write_gate.read().await;
-            plan.source
+            let _shared = span.source.write_gate.read().await;
+            span.source
                 .backstore
-                .read(plan.from + at, view.clone())
+                .read(span.from + at, view.clone())
                 .await
-                .map_err(copy_failed)?;
+                .map_err(|e| e.sense())?;
         }
         let flags = crate::sbc::writable_flags(&dst, false)?;
-        let _shared = plan.destination.write_gate.read().await;
-        crate::sbc::write_durable(&dst, plan.to + at, view, flags)
-            .await
-            .map_err(|s| Sense {
-                key: SenseKey::COPY_ABORTED,
-                ..s
-            })?;
-        running.progress(n);
+        let _shared = span.destination.write_gate.read().await;
+        crate::sbc::write_durable(&dst, span.to + at, view, flags).await?;
+        progress(n);
     }
     Ok(())
 }
@@ -233,7 +273,7 @@ pub(crate) fn receive_copy_results(
             let r = ctx
                 .lu
                 .copies
-                .get(ctx.nexus, list_id)
+                .get(ctx.nexus, u32::from(list_id))
                 .ok_or_else(|| Sense::invalid_cdb_field(2, None))?;
             if service_action == sa::COPY_STATUS {
                 results::copy_status(&r)
@@ -252,8 +292,8 @@ pub(crate) fn receive_copy_results(
 /// Data, Supported Descriptors and General Copy Operations descriptors.
 pub(crate) fn vpd_page(block_size: u32) -> Vec<u8> {
     let mut d = Vec::new();
-    // Supported Commands (0001h): EXTENDED COPY(LID1) and the RECEIVE COPY
-    // RESULTS service actions, from the command table.
+    // Supported Commands (0001h): the THIRD-PARTY COPY OUT and IN service
+    // actions of the command table.
     let mut commands = Vec::new();
     for opcode in [
         crate::cdb::opcode::EXTENDED_COPY,
@@ -283,6 +323,9 @@ pub(crate) fn vpd_page(block_size: u32) -> Vec<u8> {
         0x0008,
         &[2, list::SEG_BLOCK_TO_BLOCK, list::CSCD_IDENTIFICATION],
     );
+    // ROD token limits, features and types (POPULATE TOKEN and WRITE
+    // USING TOKEN).
+    rod::vpd_descriptors(&mut d);
     // General Copy Operations (8001h).
     let mut body = vec![0u8; 28];
     let copies = u32::from(results::MAX_CONCURRENT_COPIES);

@@ -1,14 +1,19 @@
-//! Copy results held for RECEIVE COPY RESULTS (SPC-4 §6.18), per I_T
-//! nexus and list identifier.
+//! Copy results held for RECEIVE COPY RESULTS (SPC-4 §6.18) and RECEIVE
+//! ROD TOKEN INFORMATION, per I_T nexus and list identifier.
 //!
-//! A logical unit keeps at most one record per (nexus, list identifier):
-//! 256 per nexus, dropped with the nexus. A copy that is running holds its
-//! record as [`CopyState::Running`]; the [`Running`] guard finishes the
-//! record when the copy ends, including when a task management function
-//! drops the copy part-way.
+//! A logical unit keeps at most one record per (nexus, list identifier),
+//! and at most [`MAX_RECORDS_PER_NEXUS`] per nexus (the oldest finished
+//! record goes first), dropped with the nexus. LID1 identifiers (one byte)
+//! and the four-byte ones of POPULATE TOKEN and WRITE USING TOKEN share one
+//! space, the one-byte values being the four-byte values 0-255. A copy that
+//! is running holds its record as [`CopyState::Running`]; the [`Running`]
+//! guard finishes the record when the copy ends, including when a task
+//! management function drops the copy part-way.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+
+use super::rod::TOKEN_LEN;
 
 use crate::engine::NexusId;
 use crate::sense::{Asc, Sense, SenseFormat};
@@ -27,24 +32,47 @@ pub(crate) enum CopyState {
     Failed { status: Status, sense: Vec<u8> },
 }
 
-/// What RECEIVE COPY RESULTS reports about one copy.
+/// What RECEIVE COPY RESULTS and RECEIVE ROD TOKEN INFORMATION report
+/// about one copy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct CopyRecord {
     pub state: CopyState,
+    /// The THIRD-PARTY COPY OUT service action that made it (00h for
+    /// EXTENDED COPY(LID1), 10h POPULATE TOKEN, 11h WRITE USING TOKEN).
+    pub action: u8,
     /// Segment descriptors processed.
     pub segments: u16,
     /// Bytes written to copy destinations.
     pub bytes: u64,
-    /// Whether the record outlives the copy (LIST ID USAGE 00b).
+    /// Logical blocks transferred or represented (ROD token commands).
+    pub blocks: u64,
+    /// How WRITE USING TOKEN ended, when it did not use the whole ROD or
+    /// write every block asked for (copy operation status 03h or 04h).
+    pub partial: Option<u8>,
+    /// The ROD token POPULATE TOKEN created.
+    pub token: Option<Box<[u8; TOKEN_LEN]>>,
+    /// Whether the record outlives the copy (LIST ID USAGE 00b, and every
+    /// ROD token command).
     pub held: bool,
+    /// Order of creation, to drop the oldest finished record first.
+    pub(crate) seq: u64,
+}
+
+/// Most records one nexus keeps on one logical unit.
+pub(crate) const MAX_RECORDS_PER_NEXUS: usize = 256;
+
+#[derive(Debug, Default)]
+struct Records {
+    map: HashMap<(NexusId, u32), CopyRecord>,
+    next_seq: u64,
 }
 
 /// The records of one logical unit.
 #[derive(Debug, Default)]
-pub(crate) struct HeldResults(Mutex<HashMap<(NexusId, u8), CopyRecord>>);
+pub(crate) struct HeldResults(Mutex<Records>);
 
 impl HeldResults {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<(NexusId, u8), CopyRecord>> {
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -55,8 +83,9 @@ impl HeldResults {
     pub(crate) fn start(
         &self,
         nexus: NexusId,
-        list_id: u8,
+        list_id: u32,
         usage: ListIdUsage,
+        action: u8,
     ) -> Result<Running<'_>, Sense> {
         if usage == ListIdUsage::None {
             return Ok(Running {
@@ -64,48 +93,82 @@ impl HeldResults {
                 key: None,
             });
         }
-        let mut map = self.map();
-        if map
-            .get(&(nexus, list_id))
+        let mut records = self.records();
+        let key = (nexus, list_id);
+        if records
+            .map
+            .get(&key)
             .is_some_and(|r| r.state == CopyState::Running)
         {
             return Err(Sense::illegal(Asc::OPERATION_IN_PROGRESS));
         }
-        map.insert(
-            (nexus, list_id),
+        if !records.map.contains_key(&key) {
+            records.make_room(nexus)?;
+        }
+        let seq = records.next_seq;
+        records.next_seq += 1;
+        records.map.insert(
+            key,
             CopyRecord {
                 state: CopyState::Running,
+                action,
                 segments: 0,
                 bytes: 0,
+                blocks: 0,
+                partial: None,
+                token: None,
                 held: usage == ListIdUsage::Hold,
+                seq,
             },
         );
         Ok(Running {
             results: self,
-            key: Some((nexus, list_id)),
+            key: Some(key),
         })
     }
 
     /// The record of `list_id` for `nexus`.
-    pub(crate) fn get(&self, nexus: NexusId, list_id: u8) -> Option<CopyRecord> {
-        self.map().get(&(nexus, list_id)).cloned()
+    pub(crate) fn get(&self, nexus: NexusId, list_id: u32) -> Option<CopyRecord> {
+        self.records().map.get(&(nexus, list_id)).cloned()
     }
 
     /// Drop every record of `nexus` (I_T nexus loss or reset).
     pub(crate) fn forget(&self, nexus: NexusId) {
-        self.map().retain(|(n, _), _| *n != nexus);
+        self.records().map.retain(|(n, _), _| *n != nexus);
     }
 
     /// Drop every finished record (logical unit reset).
     pub(crate) fn clear_finished(&self) {
-        self.map().retain(|_, r| r.state == CopyState::Running);
+        self.records()
+            .map
+            .retain(|_, r| r.state == CopyState::Running);
+    }
+}
+
+impl Records {
+    /// Keep `nexus` below its limit: drop its oldest finished record, or
+    /// refuse when every one of them still runs.
+    fn make_room(&mut self, nexus: NexusId) -> Result<(), Sense> {
+        let mine = self.map.keys().filter(|(n, _)| *n == nexus).count();
+        if mine < MAX_RECORDS_PER_NEXUS {
+            return Ok(());
+        }
+        let oldest = self
+            .map
+            .iter()
+            .filter(|((n, _), r)| *n == nexus && r.state != CopyState::Running)
+            .min_by_key(|(_, r)| r.seq)
+            .map(|(k, _)| *k)
+            .ok_or_else(|| Sense::illegal(Asc::OPERATION_IN_PROGRESS))?;
+        self.map.remove(&oldest);
+        Ok(())
     }
 }
 
 /// A running copy's hold on its record.
 pub(crate) struct Running<'a> {
     results: &'a HeldResults,
-    key: Option<(NexusId, u8)>,
+    key: Option<(NexusId, u32)>,
 }
 
 impl Running<'_> {
@@ -117,6 +180,21 @@ impl Running<'_> {
     /// Count `bytes` copied within the current segment.
     pub(crate) fn progress(&self, bytes: u64) {
         self.update(|r| r.bytes = r.bytes.saturating_add(bytes));
+    }
+
+    /// Record what a ROD token command did: the blocks transferred (or
+    /// represented), how it fell short if it did, and the token it made.
+    pub(crate) fn record_rod(
+        &self,
+        blocks: u64,
+        partial: Option<u8>,
+        token: Option<Box<[u8; TOKEN_LEN]>>,
+    ) {
+        self.update(|r| {
+            r.blocks = blocks;
+            r.partial = partial;
+            r.token = token;
+        });
     }
 
     /// End the copy with `outcome`.
@@ -133,7 +211,7 @@ impl Running<'_> {
 
     fn update(&self, f: impl FnOnce(&mut CopyRecord)) {
         if let Some(key) = self.key {
-            if let Some(r) = self.results.map().get_mut(&key) {
+            if let Some(r) = self.results.records().map.get_mut(&key) {
                 f(r);
             }
         }
@@ -141,12 +219,12 @@ impl Running<'_> {
 
     fn end(&mut self, state: CopyState) {
         if let Some(key) = self.key.take() {
-            let mut map = self.results.map();
-            if let Some(r) = map.get_mut(&key) {
+            let records = &mut *self.results.records();
+            if let Some(r) = records.map.get_mut(&key) {
                 if r.held {
                     r.state = state;
                 } else {
-                    map.remove(&key);
+                    records.map.remove(&key);
                 }
             }
         }
@@ -236,17 +314,58 @@ pub(crate) fn max_segment_len(block_size: u32) -> u32 {
 mod tests {
     use super::*;
 
+    fn record(state: CopyState) -> CopyRecord {
+        CopyRecord {
+            state,
+            action: 0,
+            segments: 0,
+            bytes: 0,
+            blocks: 0,
+            partial: None,
+            token: None,
+            held: true,
+            seq: 0,
+        }
+    }
+
+    #[test]
+    fn keeps_a_bounded_number_of_records_per_nexus() {
+        let held = HeldResults::default();
+        let n = NexusId(1);
+        let first = held.start(n, 0, ListIdUsage::Hold, 0).unwrap();
+        for id in 1..u32::try_from(MAX_RECORDS_PER_NEXUS).unwrap() {
+            held.start(n, id, ListIdUsage::Hold, 0x10)
+                .unwrap()
+                .finish(&Ok(()));
+        }
+        // Full: a new identifier pushes out the oldest finished record
+        // (1), never the running one (0).
+        held.start(n, 1000, ListIdUsage::Hold, 0x10)
+            .unwrap()
+            .finish(&Ok(()));
+        assert!(held.get(n, 1).is_none());
+        assert_eq!(held.get(n, 0).unwrap().state, CopyState::Running);
+        assert!(held.get(n, 1000).is_some());
+        // Another nexus is not affected.
+        assert!(held.start(NexusId(2), 1, ListIdUsage::Hold, 0).is_ok());
+        drop(first);
+    }
+
     #[test]
     fn holds_results_only_for_list_id_usage_00b() {
         let held = HeldResults::default();
         let n = NexusId(1);
-        held.start(n, 1, ListIdUsage::Hold).unwrap().finish(&Ok(()));
+        held.start(n, 1, ListIdUsage::Hold, 0)
+            .unwrap()
+            .finish(&Ok(()));
         assert_eq!(held.get(n, 1).unwrap().state, CopyState::Done);
-        held.start(n, 2, ListIdUsage::Unique)
+        held.start(n, 2, ListIdUsage::Unique, 0)
             .unwrap()
             .finish(&Ok(()));
         assert!(held.get(n, 2).is_none());
-        held.start(n, 3, ListIdUsage::None).unwrap().finish(&Ok(()));
+        held.start(n, 3, ListIdUsage::None, 0)
+            .unwrap()
+            .finish(&Ok(()));
         assert!(held.get(n, 3).is_none());
         held.forget(n);
         assert!(held.get(n, 1).is_none());
@@ -256,11 +375,11 @@ mod tests {
     fn refuses_a_list_identifier_in_use_and_records_aborts() {
         let held = HeldResults::default();
         let n = NexusId(1);
-        let running = held.start(n, 9, ListIdUsage::Hold).unwrap();
-        let e = held.start(n, 9, ListIdUsage::Unique).err().unwrap();
+        let running = held.start(n, 9, ListIdUsage::Hold, 0).unwrap();
+        let e = held.start(n, 9, ListIdUsage::Unique, 0).err().unwrap();
         assert_eq!(e.asc, Asc::OPERATION_IN_PROGRESS);
         // Another nexus has its own identifiers.
-        assert!(held.start(NexusId(2), 9, ListIdUsage::Hold).is_ok());
+        assert!(held.start(NexusId(2), 9, ListIdUsage::Hold, 0).is_ok());
         running.progress(4096);
         running.segment_done();
         drop(running);
@@ -273,17 +392,14 @@ mod tests {
                 ..
             }
         ));
-        assert!(held.start(n, 9, ListIdUsage::Hold).is_ok());
+        assert!(held.start(n, 9, ListIdUsage::Hold, 0).is_ok());
     }
 
     #[test]
     fn encodes_copy_status_in_the_smallest_unit_that_fits() {
-        let mut r = CopyRecord {
-            state: CopyState::Done,
-            segments: 3,
-            bytes: 3 * 4096,
-            held: true,
-        };
+        let mut r = record(CopyState::Done);
+        r.segments = 3;
+        r.bytes = 3 * 4096;
         let d = copy_status(&r);
         assert_eq!(&d[..8], &[0, 0, 0, 8, 1, 0, 3, 0]);
         assert_eq!(u32::from_be_bytes([d[8], d[9], d[10], d[11]]), 12288);
@@ -300,15 +416,10 @@ mod tests {
             Asc::COPY_TARGET_DEVICE_NOT_REACHABLE,
         )
         .to_vec(SenseFormat::Fixed);
-        let r = CopyRecord {
-            state: CopyState::Failed {
-                status: Status::CHECK_CONDITION,
-                sense: sense.clone(),
-            },
-            segments: 0,
-            bytes: 0,
-            held: true,
-        };
+        let r = record(CopyState::Failed {
+            status: Status::CHECK_CONDITION,
+            sense: sense.clone(),
+        });
         let d = failed_segment_details(&r);
         assert_eq!(d.len(), 60 + sense.len());
         assert_eq!(d[56], 0x02);
