@@ -170,17 +170,7 @@ fn starts_at_offset_into_rod_and_reports_what_fell_short() {
     assert_eq!(a.contents(300 * 512, 4 * 512), data[..4 * 512]);
     // An offset past the ROD is an invalid field (OFFSET INTO ROD).
     let o = write_using(&init, 4, &token, 8, &[(400, 1)]);
-    assert_eq!(
-        assert_sense(
-            &o,
-            SenseKey::ILLEGAL_REQUEST,
-            Asc::INVALID_FIELD_IN_PARAMETER_LIST
-        )
-        .field
-        .unwrap()
-        .byte,
-        8
-    );
+    assert_invalid_param_field(&o, 8);
 }
 
 #[test]
@@ -196,17 +186,7 @@ fn copies_an_overlapping_range_of_one_unit_as_memmove_does() {
     // Overlap across several ranges is refused.
     let token = token_for(&init, 3, &[(100, 4), (200, 4)]);
     let o = write_using(&init, 4, &token, 0, &[(102, 2), (196, 6)]);
-    assert_eq!(
-        assert_sense(
-            &o,
-            SenseKey::ILLEGAL_REQUEST,
-            Asc::INVALID_FIELD_IN_PARAMETER_LIST
-        )
-        .field
-        .unwrap()
-        .byte,
-        534
-    );
+    assert_invalid_param_field(&o, 534);
 }
 
 #[test]
@@ -279,12 +259,7 @@ fn a_token_lapses_after_its_inactivity_timeout() {
     // Longer than the most the VPD page allows is refused.
     let p = pt_params(601, &[(0, 4)]);
     let o = init.send(&out_cdb(0x10, 3, p.len()), &p);
-    let s = assert_sense(
-        &o,
-        SenseKey::ILLEGAL_REQUEST,
-        Asc::INVALID_FIELD_IN_PARAMETER_LIST,
-    );
-    assert_eq!(s.field.unwrap().byte, 4);
+    assert_invalid_param_field(&o, 4);
 }
 
 #[test]
@@ -310,17 +285,7 @@ fn refuses_malformed_parameter_lists() {
     let mut bad = p.clone();
     bad[15] = 8;
     let o = init.send(&out_cdb(0x10, 1, bad.len()), &bad);
-    assert_eq!(
-        assert_sense(
-            &o,
-            SenseKey::ILLEGAL_REQUEST,
-            Asc::INVALID_FIELD_IN_PARAMETER_LIST
-        )
-        .field
-        .unwrap()
-        .byte,
-        14
-    );
+    assert_invalid_param_field(&o, 14);
     // More than 64 descriptors claimed.
     let mut many = p.clone();
     many[14..16].copy_from_slice(&(65u16 * 16).to_be_bytes());
@@ -335,33 +300,13 @@ fn refuses_malformed_parameter_lists() {
     assert_sense(&o, SenseKey::ILLEGAL_REQUEST, Asc::LBA_OUT_OF_RANGE);
     // Overlapping ranges: the second descriptor is the invalid one.
     let o = populate(&init, 1, &[(0, 8), (4, 8)]);
-    assert_eq!(
-        assert_sense(
-            &o,
-            SenseKey::ILLEGAL_REQUEST,
-            Asc::INVALID_FIELD_IN_PARAMETER_LIST
-        )
-        .field
-        .unwrap()
-        .byte,
-        32
-    );
+    assert_invalid_param_field(&o, 32);
     // A ROD type we do not make.
     let mut typed = pt_params(0, &[(0, 1)]);
     typed[2] = 0x02; // RTV
     typed[8..12].copy_from_slice(&0x0080_0000u32.to_be_bytes());
     let o = init.send(&out_cdb(0x10, 1, typed.len()), &typed);
-    assert_eq!(
-        assert_sense(
-            &o,
-            SenseKey::ILLEGAL_REQUEST,
-            Asc::INVALID_FIELD_IN_PARAMETER_LIST
-        )
-        .field
-        .unwrap()
-        .byte,
-        8
-    );
+    assert_invalid_param_field(&o, 8);
     // Nothing was made under list 1.
     assert_invalid_field(&rrti(&init, 1), 2, None);
 }

@@ -57,6 +57,20 @@ pub fn assert_invalid_field(o: &Outcome, byte: u16, bit: Option<u8>) {
     assert_eq!((f.byte, f.bit), (byte, bit), "{s:?}");
 }
 
+/// INVALID FIELD IN PARAMETER LIST pointing at `byte` of the parameter
+/// data.
+#[track_caller]
+pub fn assert_invalid_param_field(o: &Outcome, byte: u16) {
+    let s = assert_sense(
+        o,
+        SenseKey::ILLEGAL_REQUEST,
+        Asc::INVALID_FIELD_IN_PARAMETER_LIST,
+    );
+    let f = s.field.expect("field pointer");
+    assert!(!f.in_cdb, "{s:?}");
+    assert_eq!(f.byte, byte, "{s:?}");
+}
+
 pub fn read16(lba: u64, blocks: u32) -> [u8; 16] {
     let mut c = [0u8; 16];
     c[0] = 0x88;

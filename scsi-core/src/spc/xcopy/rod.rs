@@ -142,15 +142,15 @@ impl TokenStore {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Make a token for `ranges` of `source`.
+    /// Make a token for `ranges` (`blocks` in all) of `source`.
     fn create(
         &self,
         source: &Arc<LogicalUnit>,
         ranges: Vec<Range>,
+        blocks: u64,
         block_size: u32,
         timeout_secs: u32,
     ) -> Result<Box<[u8; TOKEN_LEN]>, Sense> {
-        let blocks: u64 = ranges.iter().map(|r| u64::from(r.blocks)).sum();
         let mut tokens = self.lock();
         let now = Instant::now();
         tokens.live.retain(|_, rod| !rod.lapsed(now));
@@ -273,7 +273,7 @@ fn be64(b: &[u8], at: usize) -> u64 {
 
 /// The parameter list of a command whose list is a `header` then up to
 /// [`MAX_RANGES`] range descriptors, whose length is at byte `len_at`:
-/// its bytes and its ranges, checked against a unit of `capacity` blocks.
+/// its bytes and its ranges, checked against the addressed unit's capacity.
 fn parameters(
     ctx: &Ctx<'_>,
     param_len: u32,
@@ -354,10 +354,13 @@ pub(crate) fn populate_token(ctx: &Ctx<'_>, list_id: u32, param_len: u32) -> Out
     } else {
         timeout
     };
-    let made = ctx
-        .target
-        .tokens
-        .create(&source, ranges, ctx.geometry.logical_block_size, timeout);
+    let made = ctx.target.tokens.create(
+        &source,
+        ranges,
+        blocks,
+        ctx.geometry.logical_block_size,
+        timeout,
+    );
     let outcome = made.map(|token| running.record_rod(blocks, None, Some(token)));
     running.finish(&outcome);
     outcome.map(|()| Xfer::NONE)
